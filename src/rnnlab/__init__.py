@@ -1,0 +1,22 @@
+"""rnnlab: train and sample recurrent language models (d2l section 8.6 and beyond)."""
+
+__version__ = "0.1.0"
+
+from .batches import Epoch, make_epoch, random_epoch, sequential_epoch
+from .checkpoint import load_run, save_run
+from .config import Config, DataConfig, ModelConfig, TrainConfig
+from .corpus import CORPORA, Corpus, load_corpus
+from .errors import CheckpointError, ConfigError, CorpusError, RnnlabError, TrainingDiverged
+from .generate import predict
+from .models import MODELS, RNNModel, RNNScratch, build_model, detach_state
+from .runs import Dataset, load_dataset, train_run
+from .train import EpochStats, clip_gradients, select_device, train
+from .vocab import Vocab
+
+__all__ = [
+    "CORPORA", "MODELS", "CheckpointError", "Config", "ConfigError", "Corpus", "CorpusError",
+    "DataConfig", "Dataset", "Epoch", "EpochStats", "ModelConfig", "RNNModel", "RNNScratch",
+    "RnnlabError", "TrainConfig", "TrainingDiverged", "Vocab", "build_model", "clip_gradients",
+    "detach_state", "load_corpus", "load_dataset", "load_run", "make_epoch", "predict",
+    "random_epoch", "save_run", "select_device", "sequential_epoch", "train", "train_run",
+]

@@ -1,0 +1,177 @@
+"""Command line: ``rnnlab train`` and ``rnnlab generate``, mirroring the Python API.
+
+Flags map one to one onto config fields (``--seq-len`` -> ``DataConfig.seq_len``) and take
+their defaults from the dataclasses. Generated text goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .checkpoint import CONFIG, load_run
+from .config import Config, DataConfig, ModelConfig, TrainConfig
+from .errors import RnnlabError
+from .generate import predict
+from .models import MODELS
+from .runs import default_run_dir, train_run
+from .train import EpochStats
+
+PROMPTS = ("time traveller", "traveller")
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# (flags, section, field, extra argparse keywords, help)
+TRAIN_FLAGS: list[tuple[tuple[str, ...], type, str, dict[str, Any], str]] = [
+    (("--model",), ModelConfig, "model", {"choices": list(MODELS)}, "model from the registry"),
+    (("--hidden-size",), ModelConfig, "hidden_size", {"type": _positive(int)},
+     "hidden units per layer (the book's num_hiddens)"),
+    (("--num-layers",), ModelConfig, "num_layers", {"type": _positive(int)}, "stacked layers"),
+    (("--epochs",), TrainConfig, "epochs", {"type": _positive(int)}, "passes over the data"),
+    (("--lr",), TrainConfig, "lr", {"type": _positive(float)}, "SGD learning rate"),
+    (("--clip",), TrainConfig, "clip", {"type": _positive(float)},
+     "clip gradients to this global L2 norm (the book's theta)"),
+    (("--seed",), TrainConfig, "seed", {"type": int}, "seed for weights and batches"),
+    (("--device",), TrainConfig, "device", {}, "auto, cpu, cuda or cuda:N"),
+    (("--batch-size",), DataConfig, "batch_size", {"type": _positive(int)}, "sequences per batch"),
+    (("--seq-len", "--num-steps"), DataConfig, "seq_len", {"type": _positive(int)},
+     "tokens per sequence (the book's num_steps)"),
+    (("--max-tokens",), DataConfig, "max_tokens", {"type": _positive(int)},
+     "use the first N tokens (default: 10000 for the Time Machine, all of any other text)"),
+    (("--random-iter",), DataConfig, "random_iter", {"action": "store_true"},
+     "random sampling instead of sequential partitioning"),
+    (("--corpus",), DataConfig, "corpus", {}, "bundled or registered corpus name"),
+    (("--text",), DataConfig, "text", {"metavar": "PATH"}, "train on this text file instead"),
+    (("--encoding",), DataConfig, "encoding", {}, "encoding of --text"),
+    (("--preprocess",), DataConfig, "preprocess", {"choices": ["auto", "book", "raw"]},
+     "book: letters only, lower case; raw: every character; auto: book for the Time "
+     "Machine, raw otherwise"),
+    (("--token",), DataConfig, "token", {"choices": ["char", "word"]}, "token unit"),
+]
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (defaults: the book's section 8.6 run)",
+        description="Train a language model and write a run directory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for flags, section, name, extra, help_text in TRAIN_FLAGS:
+        default = {f.name: f for f in dataclasses.fields(section)}[name].default
+        p.add_argument(*flags, dest=name, default=default, help=help_text, **extra)
+    p.add_argument("--out", type=Path, help="run directory (default: runs/<corpus>-<model>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--num-preds", type=int, default=50, help="characters predicted at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a trained run",
+        description="Warm up on a prefix, then generate greedily from a run directory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run's directory")
+    p.add_argument("--prefix", default=PROMPTS[0], help="text to warm the state up on")
+    p.add_argument("--num-preds", type=int, default=50, help="tokens to generate")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.set_defaults(func=cmd_generate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnlab", description="Train and sample recurrent language models."
+    )
+    parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_generate(sub)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    def section(cls: type) -> Any:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    return Config(section(DataConfig), section(ModelConfig), section(TrainConfig))
+
+
+class ProgressBar:
+    """A tqdm bar over epochs with live perplexity and tokens/sec, on stderr."""
+
+    def __init__(self, epochs: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, s: EpochStats) -> None:
+        self.bar.set_postfix(ppl=f"{s.perplexity:.2f}", tok_s=f"{s.tokens_per_s:,.0f}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    run_dir = args.out or default_run_dir(config)
+    if (run_dir / CONFIG).exists() and not args.overwrite:
+        raise RnnlabError(f"{run_dir} already holds a run; pick another --out or pass --overwrite")
+    bar = None if args.quiet else ProgressBar(config.train.epochs)
+    try:
+        result = train_run(config, run_dir, callbacks=[bar] if bar else [])
+    finally:
+        if bar:
+            bar.close()
+    last = result.history[-1]
+    print(f"perplexity {last.perplexity:.1f}, {last.tokens_per_s:.1f} tokens/sec on {result.device}")
+    for prompt in PROMPTS:
+        print(predict(result.model, result.vocab, prompt, args.num_preds))
+    print(f"trained in {result.seconds:.1f} s; run saved to {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .train import select_device
+
+    device = select_device(args.device)
+    model, vocab, _ = load_run(args.run_dir, device)
+    print(predict(model, vocab, args.prefix, args.num_preds, device))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RnnlabError as exc:
+        print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
