@@ -1,6 +1,9 @@
-"""One training loop for every model: SGD, gradient clipping, truncated BPTT.
+"""One training loop for every model: an optimizer (SGD by default), gradient clipping,
+truncated backpropagation through time.
 
-The loop knows nothing of files or plots: it reports each epoch to callbacks.
+The loop knows nothing of files or plots: it reports each epoch to callbacks. Its whole
+position (epoch, batch, carried hidden state, random generators, optimizer and scheduler)
+is exposed through ``state_dict`` so a run can stop anywhere and resume bit for bit.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +30,13 @@ class EpochStats:
     perplexity: float  # exp(loss)
     tokens_per_s: float
     seconds: float
+    lr: float | None = None  # learning rate used in this epoch
+    val_loss: float | None = None  # held-out loss when validation ran this epoch
+    val_perplexity: float | None = None
 
 
 Callback = Callable[[EpochStats], None]
+Validator = Callable[[nn.Module], float]  # returns a held-out mean loss in nats
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -53,36 +61,203 @@ def clip_gradients(params: Iterable[nn.Parameter], max_norm: float) -> torch.Ten
     return norm
 
 
-def train_epoch(
-    model: nn.Module,
-    epoch: Epoch,
-    optimizer: torch.optim.Optimizer,
-    clip: float | None,
-    random_iter: bool,
-) -> torch.Tensor:
-    """One pass over ``epoch``; returns the summed per-batch mean loss as a device tensor."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    device = epoch.inputs.device
-    batch_size = epoch.inputs.shape[1]
-    total = torch.zeros((), device=device)
-    state: State | None = None
-    for x, y in zip(epoch.inputs, epoch.labels):  # x, y: (B, T)
+class Trainer:
+    """Trains ``model`` on the token stream ``ids`` (1-D int64) for ``epochs`` epochs.
+
+    ``fit()`` runs until the end, until ``max_steps`` more batches, or until
+    ``request_stop()`` is called (it finishes the current batch first).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        ids: torch.Tensor,
+        *,
+        batch_size: int = 32,
+        seq_len: int = 35,
+        epochs: int = 500,
+        lr: float = 1.0,
+        clip: float | None = 1.0,
+        random_iter: bool = False,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Any = None,
+        validate: Validator | None = None,
+        eval_every: int = 1,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.ids = ids.to(self.device)
+        self.batch_size, self.seq_len, self.epochs = batch_size, seq_len, epochs
+        self.clip, self.random_iter = clip, random_iter
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = optimizer or torch.optim.SGD(self.params, lr=lr, foreach=True)
+        self.scheduler = scheduler  # stepped once per epoch; plateau schedulers get the loss
+        self.validate, self.eval_every = validate, eval_every
+        self.callbacks = list(callbacks)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.history: list[EpochStats] = []
+        self.epoch = 0  # epochs completed
+        self.batch = 0  # batches completed in the current epoch
+        self.step = 0  # batches completed in the whole run
+        self.state: State | None = None  # hidden state carried between sequential batches
+        self._epoch_data: Epoch | None = None
+        self._epoch_rng: torch.Tensor | None = None  # generator state that rebuilds it
+        self._losses: torch.Tensor | None = None  # per-batch losses of the current epoch
+        self._seconds = 0.0  # time spent in the current epoch so far
+        self._stop = False
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.epochs
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def _begin_epoch(self) -> Epoch:
+        if self._epoch_data is None:
+            self._epoch_rng = self.generator.get_state()
+            self._epoch_data = make_epoch(
+                self.ids, self.batch_size, self.seq_len, self.generator, self.random_iter
+            )
+            self._losses = torch.zeros(len(self._epoch_data), device=self.device)
+            self.batch, self.state, self._seconds = 0, None, 0.0
+        return self._epoch_data
+
+    def _train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # Sequential batches continue the previous rows, so the state carries over, but
         # detached: gradients stop at the batch boundary. Random batches are unrelated
         # text, so each starts from a fresh state.
-        if state is None or random_iter:
-            state = model.init_state(batch_size, device)
+        if self.state is None or self.random_iter:
+            state = self.model.init_state(self.batch_size, self.device)
         else:
-            state = detach_state(state)
-        logits, state = model(x, state)  # (B, T, V)
+            state = detach_state(self.state)
+        logits, self.state = self.model(x, state)  # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if clip is not None:
-            clip_gradients(params, clip)
-        optimizer.step()
-        total += loss.detach()
-    return total
+        if self.clip is not None:
+            clip_gradients(self.params, self.clip)
+        self.optimizer.step()
+        return loss.detach()
+
+    def _check_finite(self) -> None:
+        assert self._losses is not None
+        bad = (~torch.isfinite(self._losses[: self.batch])).nonzero()
+        if len(bad):
+            step = int(bad[0])
+            value = float(self._losses[step])
+            raise TrainingDiverged(
+                f"the loss became {value} in epoch {self.epoch + 1}, step {step + 1}; "
+                f"lower --lr or clip gradients with --clip (the last good checkpoint is kept)"
+            )
+
+    def _end_epoch(self, epoch: Epoch) -> EpochStats:
+        assert self._losses is not None
+        self._check_finite()  # the epoch's one host sync
+        loss = float(self._losses.mean())
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        val_loss = None
+        if self.validate is not None and (self.epoch + 1) % self.eval_every == 0:
+            val_loss = self.validate(self.model)
+            self.model.train()
+        if self.scheduler is not None:
+            metric = val_loss if val_loss is not None else loss
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(metric)
+            else:
+                self.scheduler.step()
+        self.epoch += 1
+        stats = EpochStats(
+            self.epoch,
+            loss,
+            math.exp(loss),
+            epoch.inputs.numel() / self._seconds,
+            self._seconds,
+            lr,
+            val_loss,
+            None if val_loss is None else math.exp(min(val_loss, 700.0)),
+        )
+        self.history.append(stats)
+        self._epoch_data, self._losses = None, None
+        return stats
+
+    def fit(self, max_steps: int | None = None) -> list[EpochStats]:
+        """Train to the end (or for ``max_steps`` batches, or until a stop is requested)."""
+        self.model.train()
+        self._stop = False
+        budget = math.inf if max_steps is None else max_steps
+        while not self.done and budget > 0 and not self._stop:
+            start = time.perf_counter()
+            epoch = self._begin_epoch()
+            assert self._losses is not None
+            while self.batch < len(epoch) and budget > 0 and not self._stop:
+                i = self.batch
+                self._losses[i] = self._train_batch(epoch.inputs[i], epoch.labels[i])
+                self.batch += 1
+                self.step += 1
+                budget -= 1
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self._seconds += time.perf_counter() - start
+            if self.batch == len(epoch):
+                stats = self._end_epoch(epoch)
+                for callback in self.callbacks:
+                    callback(stats)
+            else:
+                self._check_finite()
+        return self.history
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the model weights needed to continue exactly: tensors and plain
+        Python values only."""
+        state = None if self.state is None else detach_state(self.state)
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "seconds": self._seconds,
+            "generator": self.generator.get_state(),
+            "epoch_generator": self._epoch_rng if self._epoch_data is not None else None,
+            "losses": None if self._losses is None else self._losses[: self.batch].cpu(),
+            "hidden": None if state is None else (state if torch.is_tensor(state) else tuple(state)),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "history": [dict(vars(s)) for s in self.history],
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.epoch, self.batch, self.step = int(sd["epoch"]), int(sd["batch"]), int(sd["step"])
+        self.history = [EpochStats(**h) for h in sd["history"]]
+        self.optimizer.load_state_dict(sd["optimizer"])
+        if self.scheduler is not None and sd["scheduler"] is not None:
+            self.scheduler.load_state_dict(sd["scheduler"])
+        torch.set_rng_state(sd["torch_rng"])
+        if sd["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(sd["cuda_rng"]))
+        self._epoch_data = self._losses = None
+        self.state = None
+        if sd["epoch_generator"] is not None:
+            # Rebuild the interrupted epoch from the generator state that made it.
+            self.generator.set_state(sd["epoch_generator"])
+            batch = self.batch
+            epoch = self._begin_epoch()
+            self.batch, self._seconds = batch, float(sd["seconds"])
+            assert self._losses is not None
+            self._losses[:batch] = sd["losses"].to(self.device)
+            hidden = sd["hidden"]
+            if hidden is not None:
+                self.state = (
+                    hidden.to(self.device)
+                    if torch.is_tensor(hidden)
+                    else tuple(h.to(self.device) for h in hidden)
+                )
+            assert len(epoch) > batch
+        self.generator.set_state(sd["generator"])
 
 
 def train(
@@ -98,30 +273,13 @@ def train(
     seed: int = 0,
     device: torch.device | str = "cpu",
     callbacks: Sequence[Callback] = (),
+    **options: Any,
 ) -> list[EpochStats]:
     """Train ``model`` on the token stream ``ids`` (1-D int64) and return one
-    ``EpochStats`` per epoch. Each callback sees every epoch's stats as it ends."""
-    device = torch.device(device)
-    model.to(device)
-    model.train()
-    ids = ids.to(device)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, foreach=True)
-    history: list[EpochStats] = []
-    for epoch_no in range(1, epochs + 1):
-        start = time.perf_counter()
-        epoch = make_epoch(ids, batch_size, seq_len, generator, random_iter)
-        total = train_epoch(model, epoch, optimizer, clip, random_iter)
-        loss = total.item() / len(epoch)  # the epoch's one host sync
-        seconds = time.perf_counter() - start
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the loss became {loss} in epoch {epoch_no}; lower --lr or set --clip"
-            )
-        stats = EpochStats(
-            epoch_no, loss, math.exp(loss), epoch.inputs.numel() / seconds, seconds
-        )
-        history.append(stats)
-        for callback in callbacks:
-            callback(stats)
-    return history
+    ``EpochStats`` per epoch; each callback sees every epoch's stats as it ends. ``options``
+    go to ``Trainer`` (``optimizer``, ``scheduler``, ``validate``, ``eval_every``)."""
+    trainer = Trainer(
+        model, ids, batch_size=batch_size, seq_len=seq_len, epochs=epochs, lr=lr, clip=clip,
+        random_iter=random_iter, seed=seed, device=device, callbacks=callbacks, **options,
+    )
+    return trainer.fit()
