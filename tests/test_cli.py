@@ -1,6 +1,7 @@
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,5 +87,6 @@ def test_console_script_help():
     for args in (["--help"], ["train", "--help"], ["generate", "--help"]):
         done = subprocess.run([sys.executable, "-m", "rnnlab", *args], capture_output=True, text=True)
         assert done.returncode == 0 and "usage: rnnlab" in done.stdout
-    done = subprocess.run(["rnnlab", "train", "--help"], capture_output=True, text=True)
+    script = Path(sys.executable).parent / "rnnlab"  # the installed console script
+    done = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True)
     assert "--num-steps" in done.stdout and "(default: 256)" in done.stdout
