@@ -21,7 +21,7 @@ from torch import nn
 
 from .config import Config
 from .errors import CheckpointError, ConfigError
-from .models import build_model
+from .models import model_from_config
 from .train import EpochStats
 from .vocab import Vocab
 
@@ -88,9 +88,7 @@ def load_run(
         vocab = Vocab.load(run_dir / VOCAB)
     except (ValueError, ConfigError, UnicodeDecodeError, AttributeError) as exc:
         raise CheckpointError(f"{run_dir} has a corrupt config or vocabulary ({exc})") from None
-    model = build_model(
-        config.model.model, len(vocab), config.model.hidden_size, config.model.num_layers
-    )
+    model = model_from_config(config.model, len(vocab))
     try:
         weights = load_file(run_dir / WEIGHTS, device=str(device))
         model.load_state_dict(weights)

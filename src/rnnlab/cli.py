@@ -39,12 +39,28 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 # (flags, section, field, extra argparse keywords, help)
 TRAIN_FLAGS: list[tuple[tuple[str, ...], type, str, dict[str, Any], str]] = [
     (("--model",), ModelConfig, "model", {"choices": list(MODELS)}, "model from the registry"),
     (("--hidden-size",), ModelConfig, "hidden_size", {"type": _positive(int)},
      "hidden units per layer (the book's num_hiddens)"),
     (("--num-layers",), ModelConfig, "num_layers", {"type": _positive(int)}, "stacked layers"),
+    (("--embed-size",), ModelConfig, "embed_size", {"type": _positive(int)},
+     "learned embedding of this size instead of one-hot input (framework models)"),
+    (("--dropout",), ModelConfig, "dropout", {"type": _fraction},
+     "dropout on the input of every layer but the first and on the output, in [0, 1)"),
+    (("--tie-weights",), ModelConfig, "tie_weights", {"action": "store_true"},
+     "share the embedding with the output layer (needs --embed-size = --hidden-size)"),
     (("--epochs",), TrainConfig, "epochs", {"type": _positive(int)}, "passes over the data"),
     (("--lr",), TrainConfig, "lr", {"type": _positive(float)}, "SGD learning rate"),
     (("--clip",), TrainConfig, "clip", {"type": _positive(float)},

@@ -49,9 +49,19 @@ class ModelConfig:
     model: str = "rnn"
     hidden_size: int = 256  # the book's num_hiddens
     num_layers: int = 1
+    embed_size: int | None = None  # None: one-hot input, as in the book
+    dropout: float = 0.0  # on the input of every layer but the first, and on the output
+    tie_weights: bool = False  # share the embedding with the output layer
 
     def __post_init__(self) -> None:
-        _positive(self, "hidden_size", "num_layers")
+        _positive(self, "hidden_size", "num_layers", "embed_size")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be at least 0 and below 1, got {self.dropout}")
+        if self.tie_weights and self.embed_size != self.hidden_size:
+            raise ConfigError(
+                "tie-weights shares the embedding with the output layer, so it needs "
+                f"--embed-size equal to --hidden-size ({self.hidden_size}), got {self.embed_size}"
+            )
 
 
 @dataclass

@@ -14,7 +14,7 @@ from .batches import check_length
 from .checkpoint import METRIC_FIELDS, METRICS, save_run
 from .config import Config, DataConfig
 from .corpus import Corpus, load_corpus
-from .models import build_model
+from .models import model_from_config
 from .plot import plot_perplexity
 from .train import Callback, EpochStats, select_device, train
 from .vocab import Vocab
@@ -77,7 +77,7 @@ def train_run(
     device = select_device(config.train.device)
     torch.manual_seed(config.train.seed)
     m = config.model
-    model = build_model(m.model, len(data.vocab), m.hidden_size, m.num_layers)
+    model = model_from_config(m, len(data.vocab))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data.vocab.save(run_dir / "vocab.json")
