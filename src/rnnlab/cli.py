@@ -20,6 +20,7 @@ from .errors import RnnlabError
 from .generate import predict
 from .models import MODELS
 from .runs import default_run_dir, train_run
+from .experiments.cli import add_experiment_parser
 from .train import EpochStats
 
 PROMPTS = ("time traveller", "traveller")
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_generate(sub)
+    add_experiment_parser(sub)
     return parser
 
 

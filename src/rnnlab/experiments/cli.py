@@ -1,0 +1,52 @@
+"""``rnnlab experiment NAME``: one subcommand per experiment, its flags read from the
+fields of the experiment's config dataclass (defaults and help text live there)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from . import EXPERIMENTS
+
+
+def _add_fields(parser: argparse.ArgumentParser, config: type) -> None:
+    for f in dataclasses.fields(config):
+        kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
+            help=f.metadata.get("help", ""),
+        )
+
+
+def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="run one of the section's exercises and write figures and a report",
+        description="Run an experiment; it writes PNG and SVG figures and report.md into --out.",
+    )
+    names = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    for name, experiment in EXPERIMENTS.items():
+        q = names.add_parser(
+            name, help=experiment.summary, description=experiment.summary,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        _add_fields(q, experiment.config)
+        q.add_argument("--out", type=Path, help="output directory (default: runs/experiment-"
+                       f"{name}-<time>)")
+    p.set_defaults(func=cmd_experiment)
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    experiment = EXPERIMENTS[args.experiment]
+    config = experiment.config(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(experiment.config)}
+    )
+    out = args.out or Path("runs") / f"experiment-{args.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"running {args.experiment}; writing to {out}", file=sys.stderr)
+    result = experiment.run(config, out)
+    print(result.report.read_text(encoding="utf-8"))
+    print(f"done in {result.seconds:.1f} s; report at {result.report}", file=sys.stderr)
+    return 0
