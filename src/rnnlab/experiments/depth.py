@@ -22,10 +22,10 @@ class DepthConfig:
     hidden_size: int = field(default=256, metadata={"help": "hidden units per layer"})
     lr: float = field(default=1.0, metadata={"help": "SGD learning rate (the book's)"})
     clip: float = field(default=1.0, metadata={"help": "gradient-norm bound theta"})
-    epochs: int = field(default=40, metadata={"help": "epochs of every setting (the book: 500)"})
+    epochs: int = field(default=30, metadata={"help": "epochs of every setting (the book: 500)"})
     max_layers: int = field(default=4, metadata={"help": "train 1..max-layers layers"})
     long_epochs: int = field(
-        default=120, metadata={"help": "epochs of the deepest RNN trained longer; 0: skip"}
+        default=90, metadata={"help": "epochs of the deepest RNN trained longer; 0: skip"}
     )
     deep_lr: float = field(
         default=2.0, metadata={"help": "learning rate of the deepest RNN's retry; 0: skip"}
