@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# Tiny models gain nothing from threads, and on a busy machine spinning threads cost a lot.
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the CLI subprocesses
+torch.set_num_threads(1)
 
 from .common import TINY_TEXT
 
