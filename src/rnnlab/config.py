@@ -12,6 +12,9 @@ from typing import Any
 
 from .errors import ConfigError
 
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+
 
 def _positive(obj: object, *names: str) -> None:
     for name in names:
@@ -33,9 +36,31 @@ class DataConfig:
     batch_size: int = 32
     seq_len: int = 35  # the book's num_steps
     random_iter: bool = False  # random sampling instead of sequential partitioning
+    # Held-out parts of the token stream, cut from its end: validation, then test. None:
+    # 0 for the bundled Time Machine (the book trains on all of it), else 0.1.
+    val_fraction: float | None = None
+    test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        _positive(self, "max_tokens", "batch_size", "seq_len")
+        _positive(self, "batch_size", "seq_len")
+        if self.max_tokens is not None and self.max_tokens < 0:
+            raise ConfigError(f"max-tokens must be 0 (all) or positive, got {self.max_tokens}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {value}")
+        if (self.val_fraction or 0.0) + self.test_fraction >= 1.0:
+            raise ConfigError(
+                "val-fraction plus test-fraction must leave some text to train on (below 1)"
+            )
+
+    @property
+    def held_out(self) -> tuple[float, float]:
+        """The validation and test fractions, with ``None`` resolved."""
+        val = self.val_fraction
+        if val is None:
+            val = 0.0 if self.text is None and self.corpus == "timemachine" else 0.1
+        return val, self.test_fraction
         if self.preprocess not in ("auto", "book", "raw"):
             raise ConfigError(f"preprocess must be auto, book or raw, got {self.preprocess!r}")
         if self.token not in ("char", "word"):
@@ -70,12 +95,46 @@ class TrainConfig:
 
     epochs: int = 500
     lr: float = 1.0
-    clip: float | None = 1.0  # global gradient-norm bound theta; None disables clipping
+    clip: float | None = 1.0  # global gradient-norm bound theta; None (or 0) disables clipping
     seed: int = 0
     device: str = "auto"  # "auto" picks CUDA when present, else CPU
+    optimizer: str = "sgd"  # one of OPTIMIZERS; the book uses plain SGD
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd and rmsprop only
+    schedule: str = "constant"  # one of SCHEDULES, stepped once per epoch
+    step_size: int = 1  # step: epochs between decays
+    decay_after: int = 0  # step: epochs before the first decay (0: step_size)
+    gamma: float = 0.1  # step and plateau: factor applied to the lr at each decay
+    patience: int = 10  # plateau: evaluations without improvement before a decay
+    min_lr: float = 0.0  # cosine and plateau: the lowest lr
+    eval_every: int = 1  # epochs between validation passes (with a validation split)
+    save_every: int = 10  # epochs between checkpoints (one is always written at the end)
+    save_minutes: float | None = None  # also checkpoint when this much time has passed
+    keep_last: int = 2  # checkpoints kept besides the best
 
     def __post_init__(self) -> None:
-        _positive(self, "epochs", "lr", "clip")
+        if self.clip == 0:
+            self.clip = None
+        self._check_optimization()
+        _positive(self, "epochs", "lr", "clip", "save_every", "save_minutes", "keep_last")
+
+    def _check_optimization(self) -> None:
+        _positive(self, "step_size", "eval_every", "gamma")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"
+            )
+        if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
+            raise ConfigError(f"momentum applies to sgd and rmsprop, not {self.optimizer}")
+        for name in ("weight_decay", "momentum", "decay_after", "patience", "min_lr"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must not be negative")
+        if self.gamma > 1:
+            raise ConfigError(f"gamma is a decay factor, at most 1, got {self.gamma}")
 
 
 @dataclass

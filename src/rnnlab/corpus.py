@@ -148,6 +148,16 @@ def tokenize(lines: list[str], token_type: str) -> list[str]:
     return [ch for line in lines for ch in line]
 
 
+def preprocess_mode(name: str, text: str | Path | None, preprocess: str) -> str:
+    """What ``preprocess`` means for a corpus: ``auto`` is the corpus's own default (the
+    book's for the Time Machine, ``raw`` for any text file)."""
+    if preprocess != "auto":
+        return preprocess
+    if text is None and name in CORPORA:
+        return CORPORA[name].preprocess
+    return "raw"
+
+
 def load_corpus(
     name: str = "timemachine",
     text: str | Path | None = None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import State
+from .vocab import Vocab
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,17 @@ def evaluate(
     n = batch_size * row_len
     loss = total.item() / n
     return Evaluation(loss, math.exp(min(loss, 700.0)), loss / math.log(2), n)
+
+
+def evaluate_tokens(
+    model: nn.Module,
+    vocab: Vocab,
+    tokens: Sequence[str],
+    batch_size: int = 32,
+    seq_len: int = 35,
+) -> tuple[Evaluation, Counter[str]]:
+    """``evaluate`` on a token sequence, any text: tokens outside ``vocab`` are scored as
+    ``<unk>`` and returned with their counts, so a user sees what the model never saw."""
+    unknown = Counter(t for t in tokens if t not in vocab)
+    ids = torch.tensor(vocab.encode(list(tokens)), dtype=torch.long)
+    return evaluate(model, ids, batch_size, seq_len), unknown

@@ -166,7 +166,10 @@ class Trainer:
         if self.scheduler is not None:
             metric = val_loss if val_loss is not None else loss
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(metric)
+                # With a validator, only validation losses are compared: a training loss
+                # from an epoch between evaluations would look like an improvement.
+                if val_loss is not None or self.validate is None:
+                    self.scheduler.step(metric)
             else:
                 self.scheduler.step()
         self.epoch += 1
