@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from . import __version__
 from .checkpoint import CONFIG, load_run
 from .config import Config, DataConfig, ModelConfig, TrainConfig
 from .errors import RnnlabError
-from .generate import predict
+from .config import UNKNOWN_POLICIES, GenerateConfig
+from .errors import ConfigError
+from .generate import Piece, predict, stream_batch
 from .models import MODELS
 from .runs import default_run_dir, train_run
 from .experiments.cli import add_experiment_parser
@@ -102,18 +105,51 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
+# (flags, GenerateConfig field, extra argparse keywords, help)
+GENERATE_FLAGS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
+    (("--num-preds",), "num_preds", {"type": int}, "tokens generated after each prefix"),
+    (("--temperature",), "temperature", {"type": float},
+     "0: greedy, the book's prediction; 1: sample from the model's distribution; "
+     "below 1 sharper, above 1 flatter"),
+    (("--top-k",), "top_k", {"type": int, "metavar": "K"},
+     "sample among the K most likely tokens only"),
+    (("--top-p",), "top_p", {"type": float, "metavar": "P"},
+     "sample among the fewest most likely tokens whose probability adds up to P (nucleus)"),
+    (("--alpha",), "alpha", {"type": float},
+     "sample from P^alpha (the book's exercise): the same as dividing --temperature by alpha"),
+    (("--seed",), "seed", {"type": int}, "the same seed gives the same samples"),
+    (("--num-samples",), "num_samples", {"type": int},
+     "samples per prefix, generated in one batch; sample s uses seed + s"),
+    (("--stop",), "stop", {"metavar": "TEXT"},
+     "end a sample once it generates TEXT, which ends the output (bash: --stop $'\\n')"),
+    (("--unknown",), "unknown", {"choices": list(UNKNOWN_POLICIES)},
+     "prefix characters outside the vocabulary: unk reads them as <unk>, skip drops them, "
+     "error refuses the prefix"),
+]
+
+
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
         help="generate text from a trained run",
-        description="Warm up on a prefix, then generate greedily from a run directory.",
+        description="Warm up on each prefix, then generate greedily (the book) or by "
+        "sampling from a run directory. Text goes to stdout as it is generated.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run's directory")
-    p.add_argument("--prefix", default=PROMPTS[0], help="text to warm the state up on")
-    p.add_argument("--num-preds", type=int, default=50, help="tokens to generate")
+    p.add_argument("--prefix", action="append", metavar="TEXT",
+                   help=f"text to warm the state up on; repeat for several prompts "
+                   f"(default: {PROMPTS[0]!r})")
+    p.add_argument("--prefix-file", action="append", type=Path, metavar="PATH",
+                   help="a file whose whole text is a prompt (after any --prefix); repeatable")
+    p.add_argument("--encoding", default="utf-8", help="encoding of --prefix-file")
+    defaults = {f.name: f.default for f in dataclasses.fields(GenerateConfig)}
+    for flags, name, extra, help_text in GENERATE_FLAGS:
+        p.add_argument(*flags, dest=name, default=defaults[name], help=help_text, **extra)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.set_defaults(func=cmd_generate)
+    p.add_argument("--verbose", action="store_true",
+                   help="report the generation speed (characters/sec) on stderr")
+    p.set_defaults(func=cmd_generate, parser=p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,13 +206,77 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompts(args: argparse.Namespace) -> list[str]:
+    prompts = list(args.prefix or [])
+    for path in args.prefix_file or []:
+        try:
+            prompts.append(path.read_text(encoding=args.encoding))
+        except (OSError, UnicodeDecodeError, LookupError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise RnnlabError(f"cannot read --prefix-file {path}: {reason}") from None
+    return prompts or [PROMPTS[0]]
+
+
+def _write_rows(pieces: Iterable[Piece], rows: int) -> None:
+    """Write each row's text as its pieces come, one row after the other, each ending in
+    a newline: the first row streams, later ones follow from what was held back."""
+    held: list[list[str]] = [[] for _ in range(rows)]
+    finished = [False] * rows
+    current = 0
+    for piece in pieces:
+        held[piece.row].append(piece.text)
+        finished[piece.row] = piece.final
+        while current < rows and (held[current] or finished[current]):
+            sys.stdout.write("".join(held[current]))
+            held[current].clear()
+            if not finished[current]:
+                break
+            sys.stdout.write("\n")
+            current += 1
+        sys.stdout.flush()
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .train import select_device
 
+    try:
+        config = GenerateConfig(**{name: getattr(args, name) for _, name, _, _ in GENERATE_FLAGS})
+    except ConfigError as exc:
+        args.parser.error(str(exc))  # a bad flag: exit 2, as argparse's own checks do
+    prompts = _prompts(args)
     device = select_device(args.device)
     model, vocab, _ = load_run(args.run_dir, device)
-    print(predict(model, vocab, args.prefix, args.num_preds, device))
+    rows = len(prompts) * config.num_samples
+    start = time.perf_counter()
+    pieces = stream_batch(model, vocab, prompts, config, device)
+    counted = _TokenCounter(pieces)
+    _write_rows(counted, rows)
+    seconds = time.perf_counter() - start
+    if args.verbose:
+        unit, short = ("characters", "chars") if vocab.token_type == "char" else ("words",) * 2
+        print(
+            f"{counted.generated} {unit} generated in {seconds:.3f} s "
+            f"({counted.generated / max(seconds, 1e-9):,.0f} {short}/sec; {rows} "
+            f"sample{'s' if rows > 1 else ''}, seed {config.seed})",
+            file=sys.stderr,
+        )
     return 0
+
+
+class _TokenCounter:
+    """Passes pieces through, counting the generated tokens (one piece each after the
+    prefix)."""
+
+    def __init__(self, pieces: Iterable[Piece]) -> None:
+        self.pieces = pieces
+        self.generated = 0
+
+    def __iter__(self) -> Iterator[Piece]:
+        seen: set[int] = set()
+        for piece in self.pieces:
+            self.generated += piece.row in seen
+            seen.add(piece.row)
+            yield piece
 
 
 def main(argv: Sequence[str] | None = None) -> int:

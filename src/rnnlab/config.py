@@ -158,3 +158,48 @@ class Config:
             )
         except TypeError as exc:
             raise ConfigError(f"config has an unknown or missing field: {exc}") from None
+
+
+UNKNOWN_POLICIES = ("unk", "skip", "error")
+
+
+@dataclass
+class GenerateConfig:
+    """How text is generated from a prefix. The defaults are the book's greedy prediction.
+
+    ``temperature`` 0 is greedy; above 0 samples. ``alpha`` samples from ``P^alpha``
+    (the book's exercise), which is temperature ``1 / alpha``. Sample ``s`` of every prompt
+    draws from its own generator seeded with ``seed + s``.
+    """
+
+    num_preds: int = 50  # tokens generated after the prefix
+    temperature: float = 0.0  # 0: greedy; 1: the model's distribution; below 1 sharper
+    top_k: int | None = None  # sample among the k most likely tokens only
+    top_p: float = 1.0  # sample among the fewest tokens whose probability reaches top_p
+    alpha: float = 1.0  # sample from P^alpha; the same as dividing the temperature by alpha
+    seed: int = 0  # samples repeat for a given seed
+    num_samples: int = 1  # samples per prompt, generated in one batch
+    stop: str | None = None  # end a sample once this text appears in what it generated
+    unknown: str = "unk"  # prefix tokens outside the vocabulary: "unk", "skip" or "error"
+
+    def __post_init__(self) -> None:
+        if self.num_preds < 0:
+            raise ConfigError(f"num-preds must be zero or more, got {self.num_preds}")
+        if not self.temperature >= 0:
+            raise ConfigError(f"temperature must be zero (greedy) or more, got {self.temperature}")
+        _positive(self, "top_k", "alpha", "num_samples")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top-p must be above 0 and at most 1, got {self.top_p}")
+        if self.stop == "":
+            raise ConfigError("stop must be a non-empty string")
+        if self.unknown not in UNKNOWN_POLICIES:
+            raise ConfigError(
+                f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, got {self.unknown!r}"
+            )
+        if self.temperature == 0 and (
+            self.top_k is not None or self.top_p < 1 or self.alpha != 1
+        ):
+            raise ConfigError(
+                "top-k, top-p and alpha shape sampling, but temperature 0 is greedy; "
+                "pass a temperature above 0 (1 samples from the model's distribution)"
+            )
