@@ -129,12 +129,14 @@ def test_markdown_table():
 
 def test_cli_runs_the_autoregressive_experiment(tmp_path, capsys):
     assert set(EXPERIMENTS) == set(FIGURES)
-    flags = ["--epochs", "1", "--num-points", "150", "--num-train", "100", "--max-k", "16"]
+    flags = ["--epochs", "1", "--num-points", "150", "--num-train", "100", "--max-k", "16",
+             "--long-context", "8"]
     assert main(["experiment", "autoregressive", "--out", str(tmp_path), *flags]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# ") and "Wall time" in out
-    assert "| model | parameters | final train MSE | k=1 | k=4 | k=16 |" in out
-    assert "| MLP (book) | 61 |" in out  # Linear(4, 10) and Linear(10, 1)
+    assert "| model | observations | parameters | k=1 | k=4 | k=16 |" in out
+    assert "| MLP (book) | 4 | 61 |" in out  # Linear(4, 10) and Linear(10, 1)
+    assert "| GRU | 4 |" in out and "| GRU, 8 observations | 8 |" in out
     assert (tmp_path / "report.md").read_text().strip() == out.strip()
     for stem in FIGURES["autoregressive"]:
         assert (tmp_path / f"{stem}.png").stat().st_size > 0

@@ -11,6 +11,7 @@ predictions.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ..models import State
 from .common import Report, markdown_table, pyplot, save_figure, settings_table
 
 K_SHOWN = (1, 4, 16, 64)  # the book's figure
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +46,9 @@ class AutoregressiveConfig:
     rnn_hidden_size: int = field(default=16, metadata={"help": "hidden units of the RNN"})
     cell: str = field(default="gru", metadata={"help": "RNN cell: rnn, gru or lstm"})
     max_k: int = field(default=64, metadata={"help": "longest k-step-ahead prediction"})
+    long_context: int = field(
+        default=32, metadata={"help": "also score the RNN given this many observations; 0: skip"}
+    )
     seed: int = field(default=0, metadata={"help": "seed for noise, weights and batches"})
 
     def __post_init__(self) -> None:
@@ -55,8 +60,10 @@ class AutoregressiveConfig:
             raise ConfigError(f"cell must be rnn, gru or lstm, got {self.cell!r}")
         if self.seq_len < self.tau:
             raise ConfigError("seq-len must be at least tau so each subsequence has a target")
-        if not self.tau + self.max_k < self.num_train < self.num_points:
-            raise ConfigError("need tau + max-k < num-train < num-points")
+        if not max(self.tau, self.long_context) + self.max_k < self.num_train < self.num_points:
+            raise ConfigError("need tau + max-k < num-train < num-points (and long-context)")
+        if self.long_context < 0:
+            raise ConfigError("long-context must be zero or more")
 
 
 def make_series(num_points: int, noise: float, seed: int) -> torch.Tensor:
@@ -152,6 +159,7 @@ def fit(
             optimizer.step()
             total += loss.detach()
         history.append(total.item() / len(epoch))
+    log.info("%s: training MSE %.4f after %d epochs", type(model).__name__, history[-1], epochs)
     return history
 
 
@@ -199,8 +207,18 @@ def k_step_mse(
 
 
 @dataclass
+class Forecaster:
+    """A trained model and how many observations it is given before it predicts."""
+
+    model: nn.Module
+    context: int
+    predictions: torch.Tensor  # (max_k, N): k_step_predictions
+    test_mse: list[float]  # k = 1..max_k, held-out targets
+
+
+@dataclass
 class AutoregressiveResult:
-    test_mse: dict[str, list[float]]  # model name -> MSE for k = 1..max_k on held-out targets
+    test_mse: dict[str, list[float]]  # row name -> MSE for k = 1..max_k on held-out targets
     train_loss: dict[str, list[float]]  # model name -> loss per epoch
     report: Path
     seconds: float
@@ -214,71 +232,85 @@ def run(config: AutoregressiveConfig, out_dir: str | Path) -> AutoregressiveResu
     report = Report("Autoregressive model vs RNN on the book's noisy sine (section 8.1)")
     series = make_series(c.num_points, c.noise, c.seed)
     torch.manual_seed(c.seed)
+    rnn_name = c.cell.upper()
     models: dict[str, nn.Module] = {
         "MLP (book)": WindowMLP(c.tau, c.mlp_hidden_size),
-        f"{c.cell.upper()}": RNNRegressor(c.rnn_hidden_size, cell=c.cell),
+        rnn_name: RNNRegressor(c.rnn_hidden_size, cell=c.cell),
     }
     loss_fn = windowed_mse(c.tau)
-    train_loss, predictions, test_mse = {}, {}, {}
-    for name, model in models.items():
-        train_loss[name] = fit(
-            model, series[: c.num_train], loss_fn, epochs=c.epochs, batch_size=c.batch_size,
-            seq_len=c.seq_len, lr=c.lr, seed=c.seed,
+    train_loss = {
+        name: fit(model, series[: c.num_train], loss_fn, epochs=c.epochs,
+                  batch_size=c.batch_size, seq_len=c.seq_len, lr=c.lr, seed=c.seed)
+        for name, model in models.items()
+    }
+    rows = [(name, model, c.tau) for name, model in models.items()]
+    if c.long_context:
+        # The same trained RNN, warmed up on more of the past: a latent autoregressive
+        # model is not limited to tau observations.
+        rows.append((f"{rnn_name}, {c.long_context} observations", models[rnn_name],
+                     c.long_context))
+    forecasters = {}
+    for name, model, context in rows:
+        predictions = k_step_predictions(model, series, context, c.max_k)
+        forecasters[name] = Forecaster(
+            model, context, predictions, k_step_mse(predictions, series, context, c.num_train)
         )
-        predictions[name] = k_step_predictions(model, series, c.tau, c.max_k)
-        test_mse[name] = k_step_mse(predictions[name], series, c.tau, c.num_train)
 
     shown = [k for k in K_SHOWN if k <= c.max_k]
-    rows = [
-        [name, sum(p.numel() for p in models[name].parameters()), train_loss[name][-1]]
-        + [errors[k - 1] for k in shown]
-        for name, errors in test_mse.items()
+    table = [
+        [name, f.context, sum(p.numel() for p in f.model.parameters())]
+        + [f.test_mse[k - 1] for k in shown]
+        for name, f in forecasters.items()
     ]
-    header = ["model", "parameters", "final train MSE"] + [f"k={k}" for k in shown]
+    header = ["model", "observations", "parameters"] + [f"k={k}" for k in shown]
+    losses = ", ".join(f"{name} {loss[-1]:.4g}" for name, loss in train_loss.items())
     report.add(
-        f"Both models see the same {c.tau} observations before each prediction and are "
-        f"trained by the same loop on the same minibatches of the first {c.num_train} points. "
-        f"Held-out MSE of the k-step-ahead predictions (targets after point {c.num_train}; "
-        f"the noise alone gives {c.noise ** 2:.3g}):\n\n" + markdown_table(header, rows)
+        f"Both models are trained by the same loop on the same minibatches of the first "
+        f"{c.num_train} points, and in the first two rows see the same {c.tau} observations "
+        f"before each prediction. Held-out MSE of the k-step-ahead predictions (targets "
+        f"after point {c.num_train}; the noise alone gives {c.noise ** 2:.3g}):\n\n"
+        + markdown_table(header, table)
+        + f"\n\nFinal training MSE: {losses}."
     )
-    _plot_one_step(series, predictions, c, out_dir)
+    _plot_one_step(series, forecasters, c, out_dir)
     report.figure("one_step", "One-step-ahead predictions; training ends at the dashed line.")
-    _plot_multistep(series, models, c, out_dir)
+    _plot_multistep(series, forecasters, c, out_dir)
     report.figure(
         "multistep",
         f"Predictions from point {c.num_train} on, each model feeding back its own output.",
     )
-    _plot_k_step(series, predictions, shown, c, out_dir)
+    _plot_k_step(series, forecasters, shown, c, out_dir)
     report.figure("k_step", "k-step-ahead predictions for k = " + ", ".join(map(str, shown)))
-    _plot_mse(test_mse, c, out_dir)
+    _plot_mse(forecasters, c, out_dir)
     report.figure("mse_by_k", "Held-out MSE against the number of steps ahead k.")
     report.add("## Settings\n\n" + settings_table(c))
     seconds = report.seconds
     path = report.write(out_dir)
+    test_mse = {name: f.test_mse for name, f in forecasters.items()}
     return AutoregressiveResult(test_mse, train_loss, path, seconds)
 
 
-def _plot_one_step(series, predictions, c, out_dir) -> None:
+def _plot_one_step(series, forecasters, c, out_dir) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3), dpi=120)
     time = torch.arange(1, c.num_points + 1)
     ax.plot(time, series, color="0.7", lw=0.8, label="data")
-    for name, p in predictions.items():
-        ax.plot(time[c.tau :], p[0], lw=1, label=name)
+    for name, f in forecasters.items():
+        ax.plot(time[f.context :], f.predictions[0], lw=1, label=name)
     ax.axvline(c.num_train, color="k", ls="--", lw=0.8)
     ax.set(xlabel="time", ylabel="x", title="1-step-ahead predictions")
     ax.legend(fontsize=8)
     save_figure(fig, out_dir, "one_step")
 
 
-def _plot_multistep(series, models, c, out_dir) -> None:
+def _plot_multistep(series, forecasters, c, out_dir) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3), dpi=120)
     time = torch.arange(1, c.num_points + 1)
     ax.plot(time, series, color="0.7", lw=0.8, label="data")
-    window = series[c.num_train - c.tau : c.num_train].unsqueeze(0)  # (1, tau)
-    for name, model in models.items():
-        future = rollout(model, window, c.num_points - c.num_train)[:, 0]
+    for name, f in forecasters.items():
+        window = series[c.num_train - f.context : c.num_train].unsqueeze(0)  # (1, context)
+        future = rollout(f.model, window, c.num_points - c.num_train)[:, 0]
         ax.plot(time[c.num_train :], future, lw=1, label=f"{name}, own predictions")
     ax.axvline(c.num_train, color="k", ls="--", lw=0.8)
     ax.set(xlabel="time", ylabel="x", title="multistep predictions")
@@ -286,25 +318,28 @@ def _plot_multistep(series, models, c, out_dir) -> None:
     save_figure(fig, out_dir, "multistep")
 
 
-def _plot_k_step(series, predictions, shown, c, out_dir) -> None:
+def _plot_k_step(series, forecasters, shown, c, out_dir) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(predictions), figsize=(7, 3), dpi=120, sharey=True)
-    for ax, (name, p) in zip(axes, predictions.items()):
+    n = len(forecasters)
+    fig, axes = plt.subplots(1, n, figsize=(3.5 * n, 3), dpi=120, sharey=True, squeeze=False)
+    for ax, (name, f) in zip(axes[0], forecasters.items()):
         ax.plot(torch.arange(1, c.num_points + 1), series, color="0.8", lw=0.8, label="data")
         for k in shown:
-            time = torch.arange(c.tau + k, c.tau + k + p.shape[1])  # 1-based time of targets
-            ax.plot(time, p[k - 1], lw=0.9, label=f"{k}-step")
-        ax.set(xlabel="time", title=name, ylim=(-2.0, 2.0))
-    axes[0].set_ylabel("x")
-    axes[0].legend(fontsize=7)
+            p = f.predictions[k - 1]
+            time = torch.arange(f.context + k, f.context + k + len(p))  # 1-based target time
+            ax.plot(time, p, lw=0.9, label=f"{k}-step")
+        ax.set(xlabel="time", ylim=(-2.0, 2.0))
+        ax.set_title(name, fontsize=9)
+    axes[0][0].set_ylabel("x")
+    axes[0][0].legend(fontsize=7)
     save_figure(fig, out_dir, "k_step")
 
 
-def _plot_mse(test_mse, c, out_dir) -> None:
+def _plot_mse(forecasters, c, out_dir) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=120)
-    for name, errors in test_mse.items():
-        ax.plot(range(1, len(errors) + 1), errors, label=name)
+    for name, f in forecasters.items():
+        ax.plot(range(1, len(f.test_mse) + 1), f.test_mse, label=name)
     ax.axhline(c.noise**2, color="0.5", ls=":", lw=0.8, label="noise variance")
     ax.set(xlabel="steps ahead k", ylabel="held-out MSE", xscale="log", yscale="log")
     ax.grid(True, alpha=0.3)

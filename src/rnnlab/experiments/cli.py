@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     )
     out = args.out or Path("runs") / f"experiment-{args.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"running {args.experiment}; writing to {out}", file=sys.stderr)
-    result = experiment.run(config, out)
+    # Each trained setting is logged as it finishes: progress on stderr, the report on stdout.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    logger = logging.getLogger("rnnlab.experiments")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        result = experiment.run(config, out)
+    finally:
+        logger.removeHandler(handler)
     print(result.report.read_text(encoding="utf-8"))
     print(f"done in {result.seconds:.1f} s; report at {result.report}", file=sys.stderr)
     return 0

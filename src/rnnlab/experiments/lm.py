@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ import torch
 from ..evaluate import evaluate
 from ..models import build_model
 from ..train import EpochStats, train
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ def run_setting(
         clip=clip, seed=seed, optimizer=optimizer, validate=validate,
     )
     seconds = time.perf_counter() - start
+    log.info("%s: perplexity %.3f after %d epochs, %.1f s", s.label, history[-1].perplexity,
+             s.epochs, seconds)
     val = [st.val_perplexity for st in history if st.val_perplexity is not None]
     parameters = sum(p.numel() for p in model.parameters())
     return Outcome(s, history, parameters, seconds, [v for v in val if not math.isnan(v)])
