@@ -178,7 +178,7 @@ def test_sigkill_during_a_save_leaves_a_loadable_checkpoint(tmp_path, tiny_text_
 
 def test_sigint_saves_and_resume_finishes_like_an_uninterrupted_run(tmp_path, tiny_text_file):
     args = ["--text", str(tiny_text_file), "--batch-size", "3", "--seq-len", "7",
-            "--hidden-size", "16", "--epochs", "120", "--val-fraction", "0", "--quiet"]
+            "--hidden-size", "16", "--epochs", "40", "--val-fraction", "0", "--quiet"]
     cli = [sys.executable, "-m", "rnnlab", "train"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([*cli, *args, "--out", str(tmp_path / "a")], env=env,

@@ -184,7 +184,7 @@ class Trainer:
             None if val_loss is None else math.exp(min(val_loss, 700.0)),
         )
         self.history.append(stats)
-        self._epoch_data, self._losses = None, None
+        self._epoch_data, self._losses, self.batch = None, None, 0
         return stats
 
     def fit(self, max_steps: int | None = None) -> list[EpochStats]:
