@@ -7,8 +7,11 @@ from .checkpoint import load_run, save_run
 from .config import Config, DataConfig, ModelConfig, TrainConfig
 from .corpus import CORPORA, Corpus, load_corpus
 from .errors import CheckpointError, ConfigError, CorpusError, RnnlabError, TrainingDiverged
-from .generate import predict
+from .config import GenerateConfig
+from .generate import Piece, generate, predict, stream, stream_batch
 from .models import MODELS, RNNModel, RNNScratch, build_model, detach_state
+from .optim import build_optimizer, build_scheduler
+from .presets import PRESETS, get_preset
 from .runs import Dataset, load_dataset, train_run
 from .train import EpochStats, clip_gradients, select_device, train
 from .vocab import Vocab
@@ -19,4 +22,6 @@ __all__ = [
     "RnnlabError", "TrainConfig", "TrainingDiverged", "Vocab", "build_model", "clip_gradients",
     "detach_state", "load_corpus", "load_dataset", "load_run", "make_epoch", "predict",
     "random_epoch", "save_run", "select_device", "sequential_epoch", "train", "train_run",
+    "GenerateConfig", "Piece", "generate", "stream", "stream_batch",
+    "PRESETS", "build_optimizer", "build_scheduler", "get_preset",
 ]
