@@ -252,3 +252,22 @@ def test_deep_tied_lstm_learns_through_the_one_loop():
                         dropout=0.1)
     history = train(model, ids, batch_size=4, seq_len=8, epochs=30, lr=2.0)
     assert history[-1].perplexity < history[0].perplexity * 0.6
+
+
+def test_model_options_round_trip_through_the_run_directory(tmp_path):
+    from rnnlab.checkpoint import load_run, save_run
+    from rnnlab.config import Config
+
+    vocab = Vocab(TINY_TEXT)
+    config = Config(model=ModelConfig(model="gru", hidden_size=8, num_layers=2, embed_size=8,
+                                      dropout=0.5, tie_weights=True))
+    model = model_from_config(config.model, len(vocab))
+    save_run(tmp_path, model, vocab, config)
+    loaded, _, config2 = load_run(tmp_path)
+    assert config2 == config
+    assert loaded.dense.weight is loaded.embedding.weight  # still tied after loading
+    assert torch.equal(loaded.embedding.weight, model.embedding.weight)
+    tokens = torch.randint(len(vocab), (2, 6))
+    model.eval()
+    torch.testing.assert_close(loaded(tokens, loaded.init_state(2, "cpu"))[0],
+                               model(tokens, model.init_state(2, "cpu"))[0])
