@@ -55,6 +55,7 @@ class Report:
     title: str
     parts: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
 
     def add(self, text: str) -> None:
         self.parts.append(text.strip())
@@ -64,8 +65,10 @@ class Report:
 
     def write(self, out_dir: Path) -> Path:
         seconds = time.perf_counter() - self.started
+        cpu = time.process_time() - self.cpu_started
         text = f"# {self.title}\n\n" + "\n\n".join(self.parts)
-        text += f"\n\nWall time: {seconds:.1f} s.\n"
+        # CPU time next to wall time: on a shared machine the wall time alone misleads.
+        text += f"\n\nWall time: {seconds:.1f} s (CPU time of all threads: {cpu:.1f} s).\n"
         path = out_dir / REPORT
         tmp = path.with_suffix(".md.tmp")
         tmp.write_text(text, encoding="utf-8")
