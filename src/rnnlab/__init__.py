@@ -9,7 +9,17 @@ from .corpus import CORPORA, Corpus, load_corpus
 from .errors import CheckpointError, ConfigError, CorpusError, RnnlabError, TrainingDiverged
 from .config import GenerateConfig
 from .generate import Piece, generate, predict, stream, stream_batch
-from .models import MODELS, RNNModel, RNNScratch, build_model, detach_state
+from .models import (
+    MODELS,
+    GRUScratch,
+    LSTMScratch,
+    RNNModel,
+    RNNScratch,
+    build_model,
+    detach_state,
+    model_from_config,
+)
+from .compare import compare
 from .optim import build_optimizer, build_scheduler
 from .presets import PRESETS, get_preset
 from .runs import Dataset, load_dataset, train_run
@@ -24,4 +34,5 @@ __all__ = [
     "random_epoch", "save_run", "select_device", "sequential_epoch", "train", "train_run",
     "GenerateConfig", "Piece", "generate", "stream", "stream_batch",
     "PRESETS", "build_optimizer", "build_scheduler", "get_preset",
+    "GRUScratch", "LSTMScratch", "compare", "model_from_config",
 ]
