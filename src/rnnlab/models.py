@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .fused import tanh_rnn
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -105,12 +106,48 @@ class RNNModel(nn.Module):
         return (h, torch.zeros_like(h)) if self.cell == "LSTM" else h
 
     def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        if self._fused(tokens):
+            return self._forward_fused(tokens, state)
         if self.embedding is not None:
             x = self.embedding(tokens)  # (B, T, E)
         else:
             x = F.one_hot(tokens, self.vocab_size).to(self.dense.weight.dtype)  # (B, T, V)
         hidden, state = self.rnn(x, state)  # (B, T, H), (L, B, H) or a pair of them
         return self.dense(self.drop(hidden)), state  # (B, T, V)
+
+    def _fused(self, tokens: torch.Tensor) -> bool:
+        # cuDNN's fused kernel beats the step loop on CUDA; elsewhere the tanh layer runs as
+        # one autograd node (rnnlab.fused), which is faster than nn.RNN's CPU path
+        return (
+            self.cell == "RNN"
+            and self.rnn.nonlinearity == "tanh"
+            and not self.rnn.bidirectional
+            and tokens.device.type != "cuda"
+        )
+
+    def _forward_fused(
+        self, tokens: torch.Tensor, state: State
+    ) -> tuple[torch.Tensor, State]:
+        """The same layers as ``self.rnn``, time-major, with the one-hot product done as a row
+        lookup of the input weight (``one_hot(x) W^T`` selects columns of ``W``)."""
+        assert isinstance(state, torch.Tensor)
+        rnn, time_major = self.rnn, tokens.t()  # (T, B)
+        finals = []
+        x = self.embedding(time_major) if self.embedding is not None else None  # (T, B, E)
+        for layer in range(rnn.num_layers):
+            w_ih = getattr(rnn, f"weight_ih_l{layer}")  # (H, in)
+            bias = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
+            if x is None:
+                # bias folded into the (V, H) table: a contiguous gather, no (T, B, H) add
+                x = F.embedding(time_major, w_ih.t() + bias)  # (T, B, H)
+            else:
+                if layer > 0:  # nn.RNN's dropout sits between layers
+                    x = F.dropout(x, rnn.dropout, self.training)
+                x = F.linear(x, w_ih, bias)  # (T, B, H)
+            x = tanh_rnn(x, state[layer], getattr(rnn, f"weight_hh_l{layer}"))  # (T, B, H)
+            finals.append(x[-1])
+        # V is small, so the dense layer runs time-major and only the logits are transposed
+        return self.dense(self.drop(x)).transpose(0, 1), torch.stack(finals)  # (B, T, V)
 
 
 class RNNScratch(nn.Module):
@@ -136,14 +173,10 @@ class RNNScratch(nn.Module):
 
     def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         assert isinstance(state, torch.Tensor)
-        x = F.one_hot(tokens, self.vocab_size).to(self.W_xh.dtype)  # (B, T, V)
-        h = state
-        outputs = []
-        for x_t in x.unbind(1):  # x_t: (B, V)
-            h = torch.tanh(x_t @ self.W_xh + h @ self.W_hh + self.b_h)  # (B, H)
-            outputs.append(h)
-        hidden = torch.stack(outputs, 1)  # (B, T, H)
-        return hidden @ self.W_hq + self.b_q, h
+        # X_t W_xh with one-hot X_t is row X_t of W_xh: a lookup, then the fused step loop
+        x = F.embedding(tokens.t(), self.W_xh + self.b_h)  # (T, B, H)
+        hidden = tanh_rnn(x, state, self.W_hh.t())  # (T, B, H)
+        return (hidden @ self.W_hq + self.b_q).transpose(0, 1), hidden[-1]  # (B, T, V)
 
     @torch.no_grad()
     def copy_from(self, concise: RNNModel) -> RNNScratch:

@@ -1,0 +1,95 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnlab.fused import tanh_rnn
+from rnnlab.models import RNNModel, RNNScratch
+
+
+def naive_tanh_rnn(x, h0, weight):
+    """The per-step loop autograd records: the independent reference."""
+    h, outputs = h0, []
+    for x_t in x.unbind(0):
+        h = torch.tanh(x_t + h @ weight.T)
+        outputs.append(h)
+    return torch.stack(outputs)
+
+
+def double_inputs(steps=6, batch=3, hidden=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(steps, batch, hidden, dtype=torch.double, generator=g).requires_grad_()
+    h0 = torch.randn(batch, hidden, dtype=torch.double, generator=g).requires_grad_()
+    w = (torch.randn(hidden, hidden, dtype=torch.double, generator=g) * 0.5).requires_grad_()
+    return x, h0, w
+
+
+def test_gradcheck_against_finite_differences():
+    assert torch.autograd.gradcheck(tanh_rnn, double_inputs())
+
+
+@pytest.mark.parametrize("steps", [1, 2, 35])
+def test_values_and_gradients_match_the_step_loop(steps):
+    x, h0, w = double_inputs(steps=steps, hidden=7, seed=steps)
+    upstream = torch.randn(steps, 3, 7, dtype=torch.double)
+    fused = tanh_rnn(x, h0, w)
+    naive = naive_tanh_rnn(x, h0, w)
+    torch.testing.assert_close(fused, naive, atol=1e-12, rtol=0)
+    got = torch.autograd.grad((fused * upstream).sum(), (x, h0, w))
+    want = torch.autograd.grad((naive * upstream).sum(), (x, h0, w))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_non_contiguous_weight_and_upstream_gradient():
+    x, h0, w = double_inputs(hidden=6)
+    w_t = w.detach().T.clone().requires_grad_()  # a (in, out) parameter, passed transposed
+    upstream = torch.randn(3, 6, 6, dtype=torch.double).transpose(0, 1)  # (T, B, H), strided
+    got = torch.autograd.grad((tanh_rnn(x, h0, w_t.T) * upstream).sum(), (x, w_t))
+    want = torch.autograd.grad((naive_tanh_rnn(x, h0, w_t.T) * upstream).sum(), (x, w_t))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_no_gradient_needed_for_the_initial_state():
+    x, _, w = double_inputs()
+    h0 = torch.zeros(3, 5, dtype=torch.double)  # a fresh state does not require grad
+    tanh_rnn(x, h0, w).sum().backward()
+    assert x.grad is not None and w.grad is not None and h0.grad is None
+
+
+def nn_rnn_reference(model, tokens, state):
+    """RNNModel's framework path: nn.RNN on one-hot inputs, then the dense layer."""
+    x = F.one_hot(tokens, model.vocab_size).to(model.dense.weight.dtype)
+    hidden, state = model.rnn(x, state)
+    return model.dense(hidden), state
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_concise_model_matches_nn_rnn(num_layers):
+    torch.manual_seed(0)
+    model = RNNModel(11, 16, num_layers).double()
+    tokens, labels = torch.randint(11, (4, 9)), torch.randint(11, (4, 9))
+    state = torch.randn(num_layers, 4, 16, dtype=torch.double) * 0.5
+    results = []
+    for forward in (model, lambda t, s: nn_rnn_reference(model, t, s)):
+        model.zero_grad()
+        logits, new_state = forward(tokens, state)
+        F.cross_entropy(logits.reshape(-1, 11), labels.reshape(-1)).backward()
+        results.append((logits, new_state, [p.grad.clone() for p in model.parameters()]))
+    (la, sa, ga), (lb, sb, gb) = results
+    torch.testing.assert_close(la, lb, atol=1e-10, rtol=0)
+    torch.testing.assert_close(sa, sb, atol=1e-10, rtol=0)
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_scratch_model_matches_its_step_loop():
+    torch.manual_seed(0)
+    model = RNNScratch(11, 16).double()
+    tokens = torch.randint(11, (4, 9))
+    h0 = torch.randn(4, 16, dtype=torch.double)
+    logits, state = model(tokens, h0)
+    x = F.one_hot(tokens.T, 11).double() @ model.W_xh + model.b_h  # (T, B, H)
+    hidden = naive_tanh_rnn(x, h0, model.W_hh.T)
+    torch.testing.assert_close(logits, (hidden @ model.W_hq + model.b_q).transpose(0, 1))
+    torch.testing.assert_close(state, hidden[-1])
