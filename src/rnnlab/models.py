@@ -91,7 +91,7 @@ class RNNModel(nn.Module):
             **extra,
         )
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.dense: nn.Module
+        self.dense: nn.Linear | TiedLinear
         if tie_weights:
             assert self.embedding is not None
             self.dense = TiedLinear(self.embedding)
