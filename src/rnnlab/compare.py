@@ -40,6 +40,7 @@ DEFAULT_GRID = (
 TABLE = "compare.md"
 CSV = "compare.csv"
 PLOT = "perplexity.png"
+YTICKS = (1, 1.05, 1.1, 1.2, 1.3, 1.5, 2, 3, 5, 10, 15, 20, 30, 50, 100)
 CSV_FIELDS = (
     "label", "model", "parameters", "final_perplexity", "best_perplexity",
     "final_val_perplexity", "best_val_perplexity", "tokens_per_s", "train_seconds",
@@ -232,6 +233,16 @@ def plot_comparison(results: Sequence[CompareResult], path: str | Path, title: s
         ax.plot([s.epoch for s in r.history], [s.perplexity for s in r.history], label=r.label,
                 linewidth=1.2)
     ax.set_yscale("log")
+    # plain numbers at readable perplexities rather than powers of ten
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+
+    lows, highs = zip(*[(min(s.perplexity for s in r.history), max(s.perplexity for s in r.history))
+                        for r in results])
+    ticks = [t for t in YTICKS if min(lows) * 0.95 <= t <= max(highs) * 1.05]
+    if ticks:
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("epoch")
     ax.set_ylabel("training perplexity (log scale)")
     if title:
