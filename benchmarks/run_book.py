@@ -35,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
-    from d2l_stubs import load_d2l
-
     import torch
+    from d2l_stubs import load_d2l
     from torch import nn
 
     if args.threads:

@@ -26,10 +26,11 @@ class _TanhRNN(torch.autograd.Function):
         # x: (T, B, H) input projections plus biases; h0: (B, H); weight: (H, H) as (out, in)
         # BLAS runs h @ W fastest with W stored (in, out); the backward wants (out, in)
         w_io, w_oi = weight.t().contiguous(), weight.contiguous()
-        hidden = torch.empty_like(x)  # (T, B, H)
+        # one copy of the inputs up front, then every step updates its slice in place
+        hidden = x.clone(memory_format=torch.contiguous_format)  # (T, B, H)
         h = h0
-        for x_t, out_t in zip(x.unbind(0), hidden.unbind(0)):
-            h = torch.addmm(x_t, h, w_io, out=out_t).tanh_()
+        for h_t in hidden.unbind(0):
+            h = h_t.addmm_(h, w_io).tanh_()
         ctx.save_for_backward(h0, w_oi, hidden)
         return hidden
 
@@ -41,12 +42,13 @@ class _TanhRNN(torch.autograd.Function):
         steps = hidden.shape[0]
         # d tanh(z) / dz = 1 - tanh(z)^2 for all steps at once
         slope = torch.mul(hidden, hidden).neg_().add_(1.0)
-        grad_z = torch.empty_like(hidden)  # (T, B, H) gradient w.r.t. the pre-activation
-        grads, slopes, zs = grad_hidden.unbind(0), slope.unbind(0), grad_z.unbind(0)
-        torch.mul(grads[-1], slopes[-1], out=zs[-1])
+        # the gradient w.r.t. the pre-activations, built in place over the direct gradients
+        grad_z = grad_hidden.clone(memory_format=torch.contiguous_format)  # (T, B, H)
+        slopes, zs = slope.unbind(0), grad_z.unbind(0)
+        zs[-1].mul_(slopes[-1])
         for t in range(steps - 2, -1, -1):
-            # dL/dh_t = (its direct gradient) + dL/dz_{t+1} W
-            torch.mul(torch.addmm(grads[t], zs[t + 1], weight), slopes[t], out=zs[t])
+            # dL/dh_t = (its direct gradient) + dL/dz_{t+1} W, then through tanh
+            zs[t].addmm_(zs[t + 1], weight).mul_(slopes[t])
         grad_h0 = grad_z[0] @ weight if ctx.needs_input_grad[1] else None
         # dL/dW = sum_t dz_t^T h_{t-1}: one (H, T*B) x (T*B, H) GEMM instead of T small ones
         flat_z = grad_z.reshape(-1, grad_z.shape[-1])  # (T*B, H)
