@@ -138,14 +138,19 @@ def test_cli_runs_the_autoregressive_experiment(tmp_path, capsys):
     assert "| MLP (book) | 4 | 61 |" in out  # Linear(4, 10) and Linear(10, 1)
     assert "| GRU | 4 |" in out and "| GRU, 8 observations | 8 |" in out
     assert (tmp_path / "report.md").read_text().strip() == out.strip()
+    assert main(["experiment", "autoregressive", "--out", str(tmp_path), *flags]) == 1
+    assert "already holds an experiment" in capsys.readouterr().err
     for stem in FIGURES["autoregressive"]:
         assert (tmp_path / f"{stem}.png").stat().st_size > 0
         assert (tmp_path / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
 
 
 def test_cli_bad_experiment_values(tmp_path, capsys):
-    assert main(["experiment", "depth", "--cells", "nope", "--out", str(tmp_path)]) == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "depth", "--cells", "nope", "--out", str(tmp_path)])
+    assert exc.value.code == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
     with pytest.raises(SystemExit) as exc:
         main(["experiment", "depth", "--epochs", "many"])
     assert exc.value.code == 2

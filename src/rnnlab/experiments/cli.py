@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import ConfigError, RnnlabError
 from . import EXPERIMENTS
+from .common import REPORT
 
 
 def _add_fields(parser: argparse.ArgumentParser, config: type) -> None:
@@ -37,15 +39,24 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
         _add_fields(q, experiment.config)
         q.add_argument("--out", type=Path, help="output directory (default: runs/experiment-"
                        f"{name}-<time>)")
+        q.add_argument("--overwrite", action="store_true",
+                       help="replace an experiment already in --out")
+        q.set_defaults(parser=q)
     p.set_defaults(func=cmd_experiment)
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     experiment = EXPERIMENTS[args.experiment]
-    config = experiment.config(
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(experiment.config)}
-    )
+    try:
+        config = experiment.config(
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(experiment.config)}
+        )
+    except ConfigError as exc:
+        args.parser.error(str(exc))  # a bad flag value: exit 2, as argparse's own checks do
     out = args.out or Path("runs") / f"experiment-{args.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / REPORT).exists() and not args.overwrite:
+        raise RnnlabError(f"{out} already holds an experiment; pick another --out or pass "
+                          f"--overwrite")
     print(f"running {args.experiment}; writing to {out}", file=sys.stderr)
     # Each trained setting is logged as it finishes: progress on stderr, the report on stdout.
     handler = logging.StreamHandler(sys.stderr)
