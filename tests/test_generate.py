@@ -240,6 +240,19 @@ def test_batched_prompts_equal_each_prompt_alone(name):
     ]
 
 
+def test_a_row_may_stop_while_another_still_reads_its_prefix():
+    model, vocab = table_setup()
+    first = predict(model, vocab, "a", 1)[-1]  # greedy after "a"
+    prompts = ["a", "abcdefghij"]
+    for temperature in (0.0, 1.0):
+        batched = generate(model, vocab, prompts, num_preds=6, temperature=temperature,
+                           stop=first)
+        assert batched == [generate(model, vocab, p, num_preds=6, temperature=temperature,
+                                    stop=first)[0] for p in prompts]
+        if temperature == 0:
+            assert batched[0] == "a" + first  # stopped while row 1 was still warming up
+
+
 def test_streamed_pieces_join_to_the_full_text(tiny):
     model, vocab = tiny
     pieces = list(stream(model, vocab, PREFIX, num_preds=30, temperature=1.0, seed=4))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from functools import partial
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -117,7 +118,6 @@ def stream_batch(
     return _generate_rows(model, vocab, texts, ids, cfg, torch.device(device))
 
 
-@torch.no_grad()
 def _generate_rows(
     model: nn.Module,
     vocab: Vocab,
@@ -137,7 +137,10 @@ def _generate_rows(
     if cfg.num_preds == 0:
         return
     sep = " " if vocab.token_type == "word" else ""
+    choose = partial(choose_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
+                     top_p=cfg.top_p, alpha=cfg.alpha)
     lengths = [len(row) for row in rows]
+    longest = max(lengths)
     stops = [_StopWatch(cfg.stop, text) for text in prefixes]
     produced = [0] * len(rows)
     active = [True] * len(rows)
@@ -149,28 +152,35 @@ def _generate_rows(
         if pos > 0:
             # Every row is still inside its prefix here, so one call warms them all up.
             warm = torch.tensor([row[:pos] for row in rows], device=device)  # (B, pos)
-            _, state = model(warm, state)
+            with torch.no_grad():
+                _, state = model(warm, state)
         feed = torch.tensor([[row[pos]] for row in rows], device=device)  # (B, 1)
         while any(active):
-            logits, state = model(feed, state)  # (B, 1, V)
+            # no_grad around the call only: a with-block spanning a yield would leak it.
+            with torch.no_grad():
+                logits, state = model(feed, state)  # (B, 1, V)
             pos += 1
-            # Rows still reading their prefix are fed it; finished rows are fed anything.
-            nxt = [row[pos] if pos < len(row) else 0 for row in rows]
-            sampling = [r for r in range(len(rows)) if active[r] and pos >= lengths[r]]
-            if sampling:
-                chosen = choose_tokens(
-                    logits[torch.tensor(sampling, device=device), -1],  # (S, V)
+            if pos >= longest and all(active):  # the common case, kept lean
+                chosen = choose(logits[:, -1], generators)  # (B,)
+                feed = chosen.unsqueeze(1)  # (B, 1)
+                sampling: Sequence[int] = range(len(rows))
+            else:
+                # Rows still reading their prefix are fed it; finished rows are fed anything.
+                nxt = [row[pos] if pos < len(row) else 0 for row in rows]
+                sampling = [r for r in range(len(rows)) if active[r] and pos >= lengths[r]]
+                chosen = choose(
+                    logits[torch.tensor(sampling, dtype=torch.long, device=device), -1],
                     [generators[r] for r in sampling],
-                    cfg.temperature, cfg.top_k, cfg.top_p, cfg.alpha,
-                ).tolist()
-                for r, token in zip(sampling, chosen):
+                ) if sampling else torch.empty(0, dtype=torch.long)  # (S,)
+                for r, token in zip(sampling, chosen.tolist()):
                     nxt[r] = token
-                    produced[r] += 1
-                    piece, stopped = stops[r].add(sep + vocab.idx_to_token[token])
-                    if stopped or produced[r] == cfg.num_preds:
-                        active[r] = False
-                    yield Piece(r, piece, final=not active[r])
-            feed = torch.tensor(nxt, device=device).unsqueeze(1)  # (B, 1)
+                feed = torch.tensor(nxt, device=device).unsqueeze(1)  # (B, 1)
+            for r, token in zip(sampling, chosen.tolist()):
+                produced[r] += 1
+                piece, stopped = stops[r].add(sep + vocab.idx_to_token[token])
+                if stopped or produced[r] == cfg.num_preds:
+                    active[r] = False
+                yield Piece(r, piece, final=not active[r])
     finally:
         model.train(was_training)
 
