@@ -68,17 +68,17 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(name, len(vocab), args.hidden_size).eval()
         assert predict(model, vocab, PREFIX, n) == book_predict(model, vocab, PREFIX, n)
-        rates = [
-            best_rate(lambda: book_predict(model, vocab, PREFIX, n), n, args.repeats),
-            best_rate(lambda: predict(model, vocab, PREFIX, n), n, args.repeats),
-            best_rate(lambda: generate(model, vocab, PREFIX, num_preds=n, temperature=1.0),
-                      n, args.repeats),
-            best_rate(lambda: generate(model, vocab, PREFIX, num_preds=n, temperature=1.0,
-                                       top_p=0.9), n, args.repeats),
-            best_rate(lambda: generate(model, vocab, PREFIX, num_preds=n, temperature=1.0,
-                                       num_samples=args.samples), n * args.samples,
-                      args.repeats),
-        ]
+        runs = {
+            "book": lambda m=model: book_predict(m, vocab, PREFIX, n),
+            "greedy": lambda m=model: predict(m, vocab, PREFIX, n),
+            "sample": lambda m=model: generate(m, vocab, PREFIX, num_preds=n, temperature=1.0),
+            "top-p": lambda m=model: generate(m, vocab, PREFIX, num_preds=n, temperature=1.0,
+                                              top_p=0.9),
+            "batch": lambda m=model: generate(m, vocab, PREFIX, num_preds=n, temperature=1.0,
+                                              num_samples=args.samples),
+        }
+        rates = [best_rate(run, n * (args.samples if key == "batch" else 1), args.repeats)
+                 for key, run in runs.items()]
         print(f"| {name} | " + " | ".join(f"{r:,.0f}" for r in rates) + " |")
 
 

@@ -1,5 +1,6 @@
 import contextlib
 import io
+import itertools
 import math
 
 import pytest
@@ -58,7 +59,7 @@ def table_setup(seed=0, size=12, scale=3.0):
 
 def transitions(vocab, text):
     ids = vocab.encode(text)
-    return list(zip(ids, ids[1:]))
+    return list(itertools.pairwise(ids))
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from functools import partial
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
