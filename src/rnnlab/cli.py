@@ -203,10 +203,11 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run's directory")
-    p.add_argument("--prefix", action="append", metavar="TEXT",
+    p.add_argument("--prefix", action="append", metavar="TEXT", default=argparse.SUPPRESS,
                    help=f"text to warm the state up on; repeat for several prompts "
                    f"(default: {PROMPTS[0]!r})")
     p.add_argument("--prefix-file", action="append", type=Path, metavar="PATH",
+                   default=argparse.SUPPRESS,
                    help="a file whose whole text is a prompt (after any --prefix); repeatable")
     p.add_argument("--encoding", default="utf-8", help="encoding of --prefix-file")
     defaults = {f.name: f.default for f in dataclasses.fields(GenerateConfig)}
@@ -366,8 +367,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _prompts(args: argparse.Namespace) -> list[str]:
-    prompts = list(args.prefix or [])
-    for path in args.prefix_file or []:
+    prompts = list(getattr(args, "prefix", []))
+    for path in getattr(args, "prefix_file", []):
         try:
             prompts.append(path.read_text(encoding=args.encoding))
         except (OSError, UnicodeDecodeError, LookupError) as exc:
