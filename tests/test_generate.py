@@ -459,3 +459,21 @@ def test_cli_help_shows_the_config_defaults(capsys):
     for field in ("num_preds", "top_p", "alpha", "seed", "unknown"):
         value = getattr(GenerateConfig(), field)
         assert f"(default: {value})" in text, field
+
+
+def test_cli_writes_the_first_row_as_it_comes_and_the_others_in_order(monkeypatch):
+    from rnnlab.cli import _write_rows
+    from rnnlab.generate import Piece
+
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    seen = []
+
+    def pieces():
+        for piece in [Piece(0, "ab"), Piece(1, "xy"), Piece(0, "c"), Piece(1, "z", True),
+                      Piece(0, "d", True)]:
+            yield piece
+            seen.append(out.getvalue())
+
+    _write_rows(pieces(), 2)
+    assert seen == ["ab", "ab", "abc", "abc", "abcd\nxyz\n"]
