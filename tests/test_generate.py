@@ -356,6 +356,8 @@ def test_unknown_characters_refused_with_one_line(tiny):
     ({"temperature": 1.0, "top_p": 1.5}, "top-p"),
     ({"temperature": 1.0, "alpha": 0.0}, "alpha"),
     ({"num_samples": 0}, "num-samples"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 2**64}, "seed"),
     ({"stop": ""}, "stop"),
     ({"unknown": "ignore"}, "unknown"),
     ({"top_k": 5}, "temperature above 0"),

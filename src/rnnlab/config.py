@@ -188,6 +188,8 @@ class GenerateConfig:
         if not self.temperature >= 0:
             raise ConfigError(f"temperature must be zero (greedy) or more, got {self.temperature}")
         _positive(self, "top_k", "alpha", "num_samples")
+        if not 0 <= self.seed <= 2**63 - self.num_samples:  # sample s is seeded with seed + s
+            raise ConfigError(f"seed must be from 0 to 2**63 - num-samples, got {self.seed}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top-p must be above 0 and at most 1, got {self.top_p}")
         if self.stop == "":
