@@ -1,7 +1,9 @@
 import csv
+import json
 
 import pytest
 
+from rnnlab.cli import main
 from rnnlab.compare import (
     DEFAULT_GRID,
     CompareResult,
@@ -128,3 +130,21 @@ def test_an_interrupted_grid_keeps_the_entries_it_finished(tmp_path, tiny_text_f
         compare(tiny_base(tiny_text_file, epochs=2), ["rnn", "gru"], tmp_path, stop_in_second)
     rows = list(csv.DictReader((tmp_path / "compare.csv").open()))
     assert [r["label"] for r in rows] == ["rnn"]
+
+
+def test_cli_compare(tmp_path, tiny_text_file, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--text", str(tiny_text_file), "--models", "rnn", "gru:hidden-size=16",
+            "--hidden-size", "8", "--epochs", "2", "--batch-size", "2", "--seq-len", "8",
+            "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("| model | parameters |") and "`gru:hidden-size=16`" in stdout
+    configs = [Config.from_dict(json.loads((out / d / "config.json").read_text()))
+               for d in ("rnn", "gru-hidden-size-16")]
+    assert [(c.model.model, c.model.hidden_size, c.train.epochs) for c in configs] == [
+        ("rnn", 8, 2), ("gru", 16, 2)]
+    assert main(argv) == 1  # never overwrites a comparison unasked
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["compare", "--models", "lstm:nope=1", "--out", str(tmp_path / "x")]) == 1
+    assert not (tmp_path / "x").exists()
