@@ -241,6 +241,18 @@ def test_batched_prompts_equal_each_prompt_alone(name):
     ]
 
 
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_deep_models_with_embedding_and_dropout_sample_as_one_batch(name):
+    vocab = Vocab(TINY_TEXT)
+    model = build_model(name, len(vocab), 16, num_layers=2, embed_size=8, dropout=0.5)
+    model.train()  # generation switches dropout off and back
+    prompts = ["a", PREFIX]
+    batched = generate(model, vocab, prompts, num_preds=20, temperature=1.0, num_samples=2)
+    alone = [generate(model, vocab, p, num_preds=20, temperature=1.0, seed=s)[0]
+             for p in prompts for s in range(2)]
+    assert batched == alone and model.training
+
+
 def test_a_row_may_stop_while_another_still_reads_its_prefix():
     model, vocab = table_setup()
     first = predict(model, vocab, "a", 1)[-1]  # greedy after "a"
