@@ -16,12 +16,13 @@ from typing import Any
 
 from . import __version__
 from .checkpoint import CONFIG, load_run
-from .config import OPTIMIZERS, SCHEDULES, Config, DataConfig, ModelConfig, TrainConfig
+from .config import (
+    OPTIMIZERS, SCHEDULES, UNKNOWN_POLICIES, Config, DataConfig, GenerateConfig, ModelConfig,
+    TrainConfig,
+)
 from .corpus import load_corpus, preprocess_mode
-from .errors import RnnlabError
+from .errors import ConfigError, RnnlabError
 from .evaluate import evaluate_tokens
-from .config import UNKNOWN_POLICIES, GenerateConfig
-from .errors import ConfigError
 from .generate import Piece, predict, stream_batch
 from .models import MODELS
 from .presets import PRESETS, get_preset, layer
