@@ -40,7 +40,7 @@ DEFAULT_GRID = (
 TABLE = "compare.md"
 CSV = "compare.csv"
 PLOT = "perplexity.png"
-YTICKS = (1, 1.05, 1.1, 1.2, 1.3, 1.5, 2, 3, 5, 10, 15, 20, 30, 50, 100)
+YTICKS = (1, 1.2, 1.5, 2, 3, 5, 10, 20, 50, 100)
 CSV_FIELDS = (
     "label", "model", "parameters", "final_perplexity", "best_perplexity",
     "final_val_perplexity", "best_val_perplexity", "tokens_per_s", "train_seconds",
@@ -239,7 +239,7 @@ def plot_comparison(results: Sequence[CompareResult], path: str | Path, title: s
     lows, highs = zip(*[(min(s.perplexity for s in r.history), max(s.perplexity for s in r.history))
                         for r in results])
     ticks = [t for t in YTICKS if min(lows) * 0.95 <= t <= max(highs) * 1.05]
-    if ticks:
+    if len(ticks) >= 3:  # else the range is narrow and matplotlib's own ticks do better
         ax.yaxis.set_major_locator(FixedLocator(ticks))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
