@@ -79,15 +79,24 @@ def speed(result: dict) -> float:
     return statistics.median(per_epoch[1:] if len(per_epoch) > 1 else per_epoch)
 
 
+def cpu_speed(result: dict) -> float:
+    """Tokens per second of the process's CPU time over the whole run: at one thread,
+    barely disturbed by other processes on a shared machine."""
+    return result["tokens"] / result["cpu_s"]
+
+
 def measure(entries: list[Entry], args: argparse.Namespace, log) -> dict[str, dict]:
     """Speed runs. ``book`` and ``ratio`` are keyed by the book's thread setting."""
     settings = [str(t) for t in args.book_threads]
     rows: dict[str, dict] = {
-        e.name: {"rnnlab": [], "book": {t: [] for t in settings}, "ratio": {t: [] for t in settings}}
+        e.name: {"rnnlab": [], "book": {t: [] for t in settings}, "ratio": {t: [] for t in settings},
+                 "rnnlab_cpu": [], "book_cpu": {t: [] for t in settings},
+                 "ratio_cpu": {t: [] for t in settings}}
         for e in entries
     }
     for repeat in range(args.repeats):
         books: dict[tuple[str, str], float] = {}  # one book run per configuration and repeat
+        books_cpu: dict[tuple[str, str], float] = {}
         for entry in entries:
             key = " ".join(entry.book)
             jobs = [("book", t, book_cmd(entry, args.speed_epochs, int(t)))
@@ -103,8 +112,10 @@ def measure(entries: list[Entry], args: argparse.Namespace, log) -> dict[str, di
                     continue
                 if side == "book":
                     books[key, threads] = speed(result)
+                    books_cpu[key, threads] = cpu_speed(result)
                 else:
                     rows[entry.name]["rnnlab"].append(speed(result))
+                    rows[entry.name]["rnnlab_cpu"].append(cpu_speed(result))
                 log(f"repeat {repeat + 1} {entry.name:30s} {side:6s} threads "
                     f"{result['threads']} {speed(result):9.0f} tok/s")
             if entry.name in rows:
@@ -112,6 +123,8 @@ def measure(entries: list[Entry], args: argparse.Namespace, log) -> dict[str, di
                 for t in settings:
                     row["book"][t].append(books[key, t])
                     row["ratio"][t].append(row["rnnlab"][-1] / books[key, t])
+                    row["book_cpu"][t].append(books_cpu[key, t])
+                    row["ratio_cpu"][t].append(row["rnnlab_cpu"][-1] / books_cpu[key, t])
     return rows
 
 
@@ -133,27 +146,35 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
+def _seconds(result: dict) -> str:
+    cpu = f" ({result['cpu_s']:.1f})" if "cpu_s" in result else ""
+    return f"{result['wall_s']:.1f}{cpu}"
+
+
 def table(rows: dict, full: dict, bound: int | None, settings: list[str]) -> str:
     def threads(t: str) -> str:
         return "default threads" if t == "0" else f"{t} thread" + ("s" if t != "1" else "")
 
     head = ["model", "rnnlab tokens/s"]
     for t in settings:
-        head += [f"book tokens/s ({threads(t)})", f"ratio to book ({threads(t)})"]
-    head += ["% of bound", "book ppl", "rnnlab ppl", "book wall s", "rnnlab wall s"]
+        head += [f"book tokens/s ({threads(t)})", f"ratio to book ({threads(t)})",
+                 f"ratio by CPU time ({threads(t)})"]
+    head += ["% of bound", "book ppl", "rnnlab ppl", "book wall s (CPU s)",
+             "rnnlab wall s (CPU s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, r in rows.items():
         cells = [name, spread(r["rnnlab"])]
         for t in settings:
             ratio = r["ratio"][t]
+            by_cpu = r["ratio_cpu"][t]
             cells += [spread(r["book"][t]),
-                      f"{statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})"]
+                      f"{statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})",
+                      f"{statistics.median(by_cpu):.2f}x ({min(by_cpu):.2f}-{max(by_cpu):.2f})"]
         cells.append(f"{100 * statistics.median(r['rnnlab']) / bound:.0f}%"
                      if bound and r.get("bound") else "-")
         f = full.get(name)
         cells += ([f"{f['book']['perplexity']:.3f}", f"{f['rnnlab']['perplexity']:.3f}",
-                   f"{f['book']['wall_s']:.1f}", f"{f['rnnlab']['wall_s']:.1f}"]
-                  if f else ["-"] * 4)
+                   _seconds(f["book"]), _seconds(f["rnnlab"])] if f else ["-"] * 4)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -40,17 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     data = rnnlab.load_dataset(rnnlab.DataConfig(text=args.text, max_tokens=args.max_tokens))
     torch.manual_seed(0)
     model = rnnlab.build_model(args.model, len(data.vocab), args.hidden_size, args.num_layers)
-    start = time.perf_counter()
+    cpu_start, start = time.process_time(), time.perf_counter()
     history = rnnlab.train(
         model, data.ids, batch_size=32, seq_len=35, epochs=args.epochs, lr=args.lr, clip=1.0,
         device=args.device,
     )
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     print(json.dumps({
         "side": "rnnlab",
         "perplexity": history[-1].perplexity,
         "tokens_per_s": [s.tokens_per_s for s in history],
         "wall_s": wall,
+        "cpu_s": cpu,
+        "tokens": sum(s.tokens_per_s * s.seconds for s in history),  # process CPU time, all threads: robust to other load at 1 thread
         "threads": torch.get_num_threads(),
         "num_tokens": len(data.ids),
         "vocab_size": len(data.vocab),

@@ -93,3 +93,24 @@ def test_scratch_model_matches_its_step_loop():
     hidden = naive_tanh_rnn(x, h0, model.W_hh.T)
     torch.testing.assert_close(logits, (hidden @ model.W_hq + model.b_q).transpose(0, 1))
     torch.testing.assert_close(state, hidden[-1])
+
+
+def test_embedding_tied_deep_model_matches_nn_rnn_in_eval():
+    torch.manual_seed(0)
+    model = RNNModel(11, 16, 3, embed_size=16, dropout=0.3, tie_weights=True).double().eval()
+    tokens = torch.randint(11, (2, 5))
+    state = torch.randn(3, 2, 16, dtype=torch.double)
+    logits, new_state = model(tokens, state)
+    hidden, want_state = model.rnn(model.embedding(tokens), state)
+    torch.testing.assert_close(logits, model.dense(hidden), atol=1e-10, rtol=0)
+    torch.testing.assert_close(new_state, want_state, atol=1e-10, rtol=0)
+
+
+def test_dropout_between_layers_is_active_in_training():
+    torch.manual_seed(0)
+    model = RNNModel(11, 16, 2, dropout=0.5).train()
+    tokens = torch.randint(11, (2, 5))
+    state = model.init_state(2, "cpu")
+    first, _ = model(tokens, state)
+    second, _ = model(tokens, state)
+    assert not torch.allclose(first, second)
