@@ -182,6 +182,7 @@ def table(rows: dict, full: dict, bound: int | None, settings: list[str]) -> str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=["rnn"], choices=list(CELLS))
+    parser.add_argument("--only", nargs="+", help="run only the entries with these names")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--speed-epochs", type=int, default=30)
     parser.add_argument("--full-epochs", type=int, default=500, help="0 skips the full runs")
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    entries = [e for cell in args.cells for e in CELLS[cell]]
+    entries = [e for cell in args.cells for e in CELLS[cell] if not args.only or e.name in args.only]
     roof = None
     if args.roofline_json:
         roof = json.loads(Path(args.roofline_json).read_text())

@@ -176,7 +176,8 @@ class RNNScratch(nn.Module):
         # X_t W_xh with one-hot X_t is row X_t of W_xh: a lookup, then the fused step loop
         x = F.embedding(tokens.t(), self.W_xh + self.b_h)  # (T, B, H)
         hidden = tanh_rnn(x, state, self.W_hh.t())  # (T, B, H)
-        return (hidden @ self.W_hq + self.b_q).transpose(0, 1), hidden[-1]  # (B, T, V)
+        # H W_hq + b_q as one fused product-and-bias, like the concise model's dense layer
+        return F.linear(hidden, self.W_hq.T, self.b_q).transpose(0, 1), hidden[-1]  # (B, T, V)
 
     @torch.no_grad()
     def copy_from(self, concise: RNNModel) -> RNNScratch:
