@@ -29,8 +29,8 @@ class OverfitConfig:
     hidden_size: int = field(default=512, metadata={"help": "hidden units of the large model"})
     small_hidden_size: int = field(default=64, metadata={"help": "hidden units of the small one"})
     optimizer: str = field(default="adam", metadata={"help": "sgd or adam"})
-    lr: float = field(default=0.003, metadata={"help": "learning rate"})
-    epochs: int = field(default=20, metadata={"help": "epochs on train-tokens tokens"})
+    lr: float = field(default=0.002, metadata={"help": "learning rate"})
+    epochs: int = field(default=30, metadata={"help": "epochs on train-tokens tokens"})
     dropout: float = field(default=0.5, metadata={"help": "dropout of the 'dropout' setting"})
     weight_decay: float = field(
         default=1.0, metadata={"help": "decoupled weight decay of the 'weight decay' setting"}
