@@ -94,7 +94,7 @@ def test_registered_corpus_downloads_once_into_cache(http_server, tmp_path, monk
     assert cached.read_bytes() == payload
     load_corpus("mini")
     assert len(hits) == 1  # the second load used the cache
-    assert not list(cached.parent.glob("*.part"))
+    assert [p.name for p in cached.parent.iterdir()] == ["mini.txt"]  # no temporary left
 
 
 def test_cache_dir_override(monkeypatch, tmp_path):

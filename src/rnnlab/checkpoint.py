@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from . import __version__, treeio
+from .atomic import atomic_write
 from .config import Config
 from .errors import CheckpointError, ConfigError
 from .models import model_from_config
@@ -40,18 +41,10 @@ TRAINER_STATE = "trainer.json"
 FORMAT_VERSION = 1  # of the run directory; newer versions are refused, not misread
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a flushed temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def model_bytes(model: nn.Module) -> bytes:
+    """The model's ``state_dict`` as safetensors bytes (CPU tensors, so any device loads it)."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return save(tensors, metadata={"format": "rnnlab"})
 
 
 def metrics_row(s: EpochStats) -> str:
@@ -75,8 +68,7 @@ def save_run(
     """Write everything needed to load ``model`` back into ``run_dir``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write(run_dir / WEIGHTS, save(tensors, metadata={"format": "rnnlab"}))
+    atomic_write(run_dir / WEIGHTS, model_bytes(model))
     atomic_write(run_dir / CONFIG, json.dumps(config.to_dict(), indent=2).encode())
     atomic_write(run_dir / VOCAB, json.dumps(vocab.to_dict(), ensure_ascii=False).encode())
     atomic_write(run_dir / METRICS, metrics_csv(history).encode())
@@ -197,9 +189,8 @@ def save_checkpoint(
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
         try:
             tensors, skeleton = treeio.split(trainer_state)
-            weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
             files = {
-                WEIGHTS: save(weights, metadata={"format": "rnnlab"}),
+                WEIGHTS: model_bytes(model),
                 TRAINER_TENSORS: save(tensors, metadata={"format": "rnnlab"}),
                 TRAINER_STATE: json.dumps(
                     {"format_version": FORMAT_VERSION, "state": skeleton}

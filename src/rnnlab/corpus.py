@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .atomic import atomic_write
 from .errors import CorpusError
 
 
@@ -83,16 +83,7 @@ def download(url: str, sha1: str, dest: Path, timeout: float = 30.0) -> Path:
         ) from None
     if sha1_of(data) != sha1:
         raise CorpusError(f"{url} has sha1 {sha1_of(data)}, expected {sha1}; nothing was saved")
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(dest, data)
     return dest
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch import nn
 
 from .batches import check_length
@@ -23,6 +23,7 @@ from .checkpoint import (
     load_checkpoint,
     metrics_csv,
     metrics_row,
+    model_bytes,
     read_config,
     read_manifest,
     read_vocab,
@@ -93,8 +94,7 @@ BEST_WEIGHTS = "best.safetensors"  # the weights with the lowest validation loss
 
 
 def save_weights(path: Path, model: nn.Module) -> None:
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, save(tensors, metadata={"format": "rnnlab"}))
+    atomic_write(path, model_bytes(model))
 
 
 def load_best(model: nn.Module, run_dir: str | Path, device: torch.device | str = "cpu") -> None:

@@ -263,26 +263,9 @@ class Trainer:
         self.generator.set_state(sd["generator"])
 
 
-def train(
-    model: nn.Module,
-    ids: torch.Tensor,
-    *,
-    batch_size: int = 32,
-    seq_len: int = 35,
-    epochs: int = 500,
-    lr: float = 1.0,
-    clip: float | None = 1.0,
-    random_iter: bool = False,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    callbacks: Sequence[Callback] = (),
-    **options: Any,
-) -> list[EpochStats]:
-    """Train ``model`` on the token stream ``ids`` (1-D int64) and return one
-    ``EpochStats`` per epoch; each callback sees every epoch's stats as it ends. ``options``
-    go to ``Trainer`` (``optimizer``, ``scheduler``, ``validate``, ``eval_every``)."""
-    trainer = Trainer(
-        model, ids, batch_size=batch_size, seq_len=seq_len, epochs=epochs, lr=lr, clip=clip,
-        random_iter=random_iter, seed=seed, device=device, callbacks=callbacks, **options,
-    )
-    return trainer.fit()
+def train(model: nn.Module, ids: torch.Tensor, **options: Any) -> list[EpochStats]:
+    """Train ``model`` on the token stream ``ids`` (1-D int64) to the end and return one
+    ``EpochStats`` per epoch. ``options`` are ``Trainer``'s keywords: ``batch_size``,
+    ``seq_len``, ``epochs``, ``lr``, ``clip``, ``random_iter``, ``seed``, ``device``,
+    ``optimizer``, ``scheduler``, ``validate``, ``eval_every``, ``callbacks``."""
+    return Trainer(model, ids, **options).fit()
