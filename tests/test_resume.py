@@ -201,3 +201,16 @@ def test_sigint_saves_and_resume_finishes_like_an_uninterrupted_run(tmp_path, ti
     assert straight.returncode == 0
     assert_same_weights(tmp_path / "a", tmp_path / "b")
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
+
+
+def test_threads_setting_is_applied_and_recorded(tmp_path, tiny_text_file):
+    before = torch.get_num_threads()
+    try:
+        wanted = before + 1  # differs from whatever the suite runs with
+        run = Run(tiny_config(tiny_text_file, epochs=1, threads=wanted), tmp_path / "r")
+        assert torch.get_num_threads() == wanted
+        run.fit()
+        config = json.loads((tmp_path / "r" / "config.json").read_text())
+        assert config["train"]["threads"] == wanted
+    finally:
+        torch.set_num_threads(before)

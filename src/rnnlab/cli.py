@@ -126,6 +126,8 @@ TRAIN_FLAGS: list[tuple[tuple[str, ...], type, str, dict[str, Any], str]] = [
      "also write one when this many minutes have passed"),
     (("--keep-last",), TrainConfig, "keep_last", {"type": _positive(int)},
      "checkpoints kept besides the best"),
+    (("--threads",), TrainConfig, "threads", {"type": _positive(int)},
+     "CPU threads (default: torch's); 1 is fastest when other jobs share the cores"),
     (("--batch-size",), DataConfig, "batch_size", {"type": _positive(int)}, "sequences per batch"),
     (("--seq-len", "--num-steps"), DataConfig, "seq_len", {"type": _positive(int)},
      "tokens per sequence (the book's num_steps)"),

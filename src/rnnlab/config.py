@@ -98,6 +98,7 @@ class TrainConfig:
     clip: float | None = 1.0  # global gradient-norm bound theta; None (or 0) disables clipping
     seed: int = 0
     device: str = "auto"  # "auto" picks CUDA when present, else CPU
+    threads: int | None = None  # CPU threads for torch; None keeps torch's default
     optimizer: str = "sgd"  # one of OPTIMIZERS; the book uses plain SGD
     weight_decay: float = 0.0
     momentum: float = 0.0  # sgd and rmsprop only
@@ -116,7 +117,9 @@ class TrainConfig:
         if self.clip == 0:
             self.clip = None
         self._check_optimization()
-        _positive(self, "epochs", "lr", "clip", "save_every", "save_minutes", "keep_last")
+        _positive(
+            self, "epochs", "lr", "clip", "save_every", "save_minutes", "keep_last", "threads"
+        )
 
     def _check_optimization(self) -> None:
         _positive(self, "step_size", "eval_every", "gamma")

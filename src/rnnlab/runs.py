@@ -150,6 +150,10 @@ class Run:
         self.run_dir = Path(run_dir)
         self.data = load_dataset(config.data)
         self.device = select_device(config.train.device)
+        if config.train.threads is not None:
+            # The per-step products (batch x hidden x hidden) are small: a second thread
+            # helps little on idle cores and collapses when the cores are shared.
+            torch.set_num_threads(config.train.threads)
         torch.manual_seed(config.train.seed)
         self.model = model_from_config(config.model, len(self.data.vocab))
         t = config.train
