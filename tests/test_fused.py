@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlab.fused import tanh_rnn
+from rnnlab.fused import tanh_rnn, tanh_rnn_lookup
 from rnnlab.models import RNNModel, RNNScratch
 
 
@@ -55,6 +55,39 @@ def test_no_gradient_needed_for_the_initial_state():
     h0 = torch.zeros(3, 5, dtype=torch.double)  # a fresh state does not require grad
     tanh_rnn(x, h0, w).sum().backward()
     assert x.grad is not None and w.grad is not None and h0.grad is None
+
+
+def lookup_inputs(steps=6, batch=3, rows=4, hidden=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # few rows, so tokens repeat and each row's gradient sums several positions
+    tokens = torch.randint(rows, (steps, batch), generator=g)
+    table = torch.randn(rows, hidden, dtype=torch.double, generator=g).requires_grad_()
+    _, h0, w = double_inputs(steps, batch, hidden, seed)
+    return tokens, table, h0, w
+
+
+def test_lookup_gradcheck_against_finite_differences():
+    tokens, table, h0, w = lookup_inputs()
+    assert torch.autograd.gradcheck(lambda *a: tanh_rnn_lookup(tokens, *a), (table, h0, w))
+
+
+@pytest.mark.parametrize("steps", [1, 35])
+def test_lookup_matches_one_hot_product_then_step_loop(steps):
+    tokens, table, h0, w = lookup_inputs(steps=steps, seed=steps)
+    upstream = torch.randn(steps, 3, 5, dtype=torch.double)
+    fused = tanh_rnn_lookup(tokens.t().contiguous().t(), table, h0, w)  # strided tokens
+    x = F.one_hot(tokens, 4).double() @ table  # (T, B, H), the book's one-hot product
+    naive = naive_tanh_rnn(x, h0, w)
+    torch.testing.assert_close(fused, naive, atol=1e-12, rtol=0)
+    got = torch.autograd.grad((fused * upstream).sum(), (table, h0, w))
+    want = torch.autograd.grad((naive * upstream).sum(), (table, h0, w))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_lookup_of_no_steps_is_empty():
+    tokens, table, h0, w = lookup_inputs()
+    assert tanh_rnn_lookup(tokens[:0], table, h0, w).shape == (0, 3, 5)
 
 
 def nn_rnn_reference(model, tokens, state):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
-from .fused import tanh_rnn
+from .fused import tanh_rnn, tanh_rnn_lookup
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -137,14 +137,15 @@ class RNNModel(nn.Module):
         for layer in range(rnn.num_layers):
             w_ih = getattr(rnn, f"weight_ih_l{layer}")  # (H, in)
             bias = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
+            w_hh = getattr(rnn, f"weight_hh_l{layer}")  # (H, H)
             if x is None:
-                # bias folded into the (V, H) table: a contiguous gather, no (T, B, H) add
-                x = F.embedding(time_major, w_ih.t() + bias)  # (T, B, H)
+                # bias folded into the (V, H) table: a contiguous gather, no (T, B, H) add,
+                # done inside the recurrence's node
+                x = tanh_rnn_lookup(time_major, w_ih.t() + bias, state[layer], w_hh)
             else:
                 if layer > 0:  # nn.RNN's dropout sits between layers
                     x = F.dropout(x, rnn.dropout, self.training)
-                x = F.linear(x, w_ih, bias)  # (T, B, H)
-            x = tanh_rnn(x, state[layer], getattr(rnn, f"weight_hh_l{layer}"))  # (T, B, H)
+                x = tanh_rnn(F.linear(x, w_ih, bias), state[layer], w_hh)  # (T, B, H)
             finals.append(x[-1])
         # V is small, so the dense layer runs time-major and only the logits are transposed
         return self.dense(self.drop(x)).transpose(0, 1), torch.stack(finals)  # (B, T, V)
@@ -174,8 +175,9 @@ class RNNScratch(nn.Module):
     def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         assert isinstance(state, torch.Tensor)
         # X_t W_xh with one-hot X_t is row X_t of W_xh: a lookup, then the fused step loop
-        x = F.embedding(tokens.t(), self.W_xh + self.b_h)  # (T, B, H)
-        hidden = tanh_rnn(x, state, self.W_hh.t())  # (T, B, H)
+        hidden = tanh_rnn_lookup(
+            tokens.t(), self.W_xh + self.b_h, state, self.W_hh.t()
+        )  # (T, B, H)
         # H W_hq + b_q as one fused product-and-bias, like the concise model's dense layer
         return F.linear(hidden, self.W_hq.T, self.b_q).transpose(0, 1), hidden[-1]  # (B, T, V)
 
