@@ -99,3 +99,32 @@ def test_device_selection():
             select_device("cuda")
     with pytest.raises(ConfigError, match="unknown device"):
         select_device("tpu9")
+
+
+def test_a_custom_loss_trains_a_regression_model_through_the_same_loop():
+    class Regressor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(1, 8, batch_first=True)
+            self.out = nn.Linear(8, 1)
+
+        def init_state(self, batch_size, device):
+            return torch.zeros(1, batch_size, 8, device=device)
+
+        def forward(self, x, state):
+            hidden, state = self.rnn(x[..., None], state)  # (B, T, 8)
+            return self.out(hidden)[..., 0], state  # (B, T)
+
+    series = torch.sin(torch.arange(400) * 0.1)
+    torch.manual_seed(0)
+    model = Regressor()
+    seen = []
+    history = train(model, series, batch_size=4, seq_len=10, epochs=15, clip=None,
+                    random_iter=True, loss=lambda out, y: ((out - y) ** 2).mean(),
+                    optimizer=torch.optim.Adam(model.parameters(), lr=0.02),
+                    callbacks=[seen.append])
+    assert history[-1].loss < history[0].loss / 5 and seen == history
+    x = series[:10][None]
+    with torch.no_grad():
+        out, _ = model(x, model.init_state(1, "cpu"))
+    assert float(((out - series[1:11]) ** 2).mean()) < 0.05  # it learned the next value

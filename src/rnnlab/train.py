@@ -26,7 +26,7 @@ from .models import State, detach_state
 @dataclass(frozen=True)
 class EpochStats:
     epoch: int  # 1-based
-    loss: float  # mean cross-entropy per token, nats
+    loss: float  # mean training loss per batch: cross-entropy per token (nats) by default
     perplexity: float  # exp(loss)
     tokens_per_s: float
     seconds: float
@@ -36,6 +36,12 @@ class EpochStats:
 
 
 Callback = Callable[[EpochStats], None]
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs, labels) -> scalar
+
+
+def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per token: logits (B, T, V), labels (B, T) token ids."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 Validator = Callable[[nn.Module], float]  # returns a held-out mean loss in nats
 
 
@@ -86,6 +92,7 @@ class Trainer:
         validate: Validator | None = None,
         eval_every: int = 1,
         callbacks: Sequence[Callback] = (),
+        loss: Loss = token_cross_entropy,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -97,6 +104,7 @@ class Trainer:
         self.scheduler = scheduler  # stepped once per epoch; plateau schedulers get the loss
         self.validate, self.eval_every = validate, eval_every
         self.callbacks = list(callbacks)
+        self.loss = loss
         self.generator = torch.Generator().manual_seed(seed)
         self.history: list[EpochStats] = []
         self.epoch = 0  # epochs completed
@@ -135,7 +143,7 @@ class Trainer:
         else:
             state = detach_state(self.state)
         logits, self.state = self.model(x, state)  # (B, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss = self.loss(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip is not None:
@@ -176,7 +184,7 @@ class Trainer:
         stats = EpochStats(
             self.epoch,
             loss,
-            math.exp(loss),
+            math.exp(min(loss, 700.0)),
             epoch.inputs.numel() / self._seconds,
             self._seconds,
             lr,
@@ -267,5 +275,5 @@ def train(model: nn.Module, ids: torch.Tensor, **options: Any) -> list[EpochStat
     """Train ``model`` on the token stream ``ids`` (1-D int64) to the end and return one
     ``EpochStats`` per epoch. ``options`` are ``Trainer``'s keywords: ``batch_size``,
     ``seq_len``, ``epochs``, ``lr``, ``clip``, ``random_iter``, ``seed``, ``device``,
-    ``optimizer``, ``scheduler``, ``validate``, ``eval_every``, ``callbacks``."""
+    ``optimizer``, ``scheduler``, ``validate``, ``eval_every``, ``callbacks``, ``loss``."""
     return Trainer(model, ids, **options).fit()

@@ -4,9 +4,9 @@ The book's series ``x_t = sin(0.01 t) + N(0, 0.2^2)`` for t = 1..1000, tau = 4, 
 600 points for training. Both models follow the library's model interface on real-valued
 sequences: ``init_state(batch_size, device)`` and ``forward(x (B, T), state) -> (y (B, T),
 state)`` where ``y[:, t]`` predicts ``x[:, t + 1]``. The book's MLP becomes a sequence model
-whose state is its window of the last tau values, so one loop trains both, on the same
-minibatches from :func:`rnnlab.batches.random_epoch`, and one rollout makes their k-step
-predictions.
+whose state is its window of the last tau values, so the library's trainer trains both
+(random sampling of subsequences, a mean-squared-error loss, Adam), and one rollout makes
+their k-step predictions.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..batches import random_epoch
 from ..errors import ConfigError
 from ..models import State
+from ..train import train
 from .common import Report, markdown_table, pyplot, save_figure, settings_table
 
 K_SHOWN = (1, 4, 16, 64)  # the book's figure
@@ -142,23 +142,15 @@ def fit(
     lr: float,
     seed: int,
 ) -> list[float]:
-    """Adam on random subsequences of ``series`` (1-D float), a fresh state for each, as
-    :func:`rnnlab.train.train_epoch` does with ``random_iter``; returns each epoch's mean
-    loss. It differs from the language-model loop only in its loss and optimizer."""
-    generator = torch.Generator().manual_seed(seed)
+    """Adam on random subsequences of ``series`` (1-D float), a fresh state for each,
+    through the library's trainer with ``loss_fn`` in place of cross-entropy and no
+    clipping; returns each epoch's mean loss."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    for _ in range(epochs):
-        epoch = random_epoch(series, batch_size, seq_len, generator)
-        total = torch.zeros(())
-        for x, y in zip(epoch.inputs, epoch.labels):  # (B, T) values and next values
-            outputs, _ = model(x, model.init_state(x.shape[0], x.device))
-            loss = loss_fn(outputs, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-        history.append(total.item() / len(epoch))
+    stats = train(
+        model, series, batch_size=batch_size, seq_len=seq_len, epochs=epochs, clip=None,
+        random_iter=True, seed=seed, optimizer=optimizer, loss=loss_fn,
+    )
+    history = [s.loss for s in stats]
     log.info("%s: training MSE %.4f after %d epochs", type(model).__name__, history[-1], epochs)
     return history
 
