@@ -30,7 +30,7 @@ class OverfitConfig:
     small_hidden_size: int = field(default=64, metadata={"help": "hidden units of the small one"})
     optimizer: str = field(default="adam", metadata={"help": "sgd or adam"})
     lr: float = field(default=0.002, metadata={"help": "learning rate"})
-    epochs: int = field(default=30, metadata={"help": "epochs on train-tokens tokens"})
+    epochs: int = field(default=100, metadata={"help": "epochs on train-tokens tokens"})
     dropout: float = field(default=0.5, metadata={"help": "dropout of the 'dropout' setting"})
     weight_decay: float = field(
         default=1.0, metadata={"help": "decoupled weight decay of the 'weight decay' setting"}
