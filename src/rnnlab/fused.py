@@ -82,7 +82,10 @@ class _TanhRNN(torch.autograd.Function):
 class _TanhRNNLookup(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, tokens: torch.Tensor, table: torch.Tensor, h0: torch.Tensor,
+        ctx: Any,
+        tokens: torch.Tensor,
+        table: torch.Tensor,
+        h0: torch.Tensor,
         weight: torch.Tensor,
     ) -> torch.Tensor:
         # tokens: (T, B) int64; table: (V, H) input projection rows plus biases
