@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Sequence
@@ -45,7 +46,8 @@ from .vocab import Vocab
 @dataclass
 class Dataset:
     """A corpus as token ids (1-D int64) with its vocabulary. ``ids`` is the training part;
-    ``val_ids`` and ``test_ids`` the held-out parts, None when empty."""
+    ``val_ids`` and ``test_ids`` the held-out parts, None when empty. ``corpus`` names the
+    source (name, sha1, preprocessing) without its token list."""
 
     ids: torch.Tensor
     vocab: Vocab
@@ -87,7 +89,9 @@ def load_dataset(cfg: DataConfig) -> Dataset:
                 f"the {name} part of {len(ids)} tokens is too short to score; raise its "
                 f"fraction, use a longer text, or pass --{name[:4]}-fraction 0"
             )
-    return Dataset(train, vocab, corpus, val if len(val) else None, test if len(test) else None)
+    # Keep the ids only: the token list costs tens of bytes a character (Python strings).
+    lean = dataclasses.replace(corpus, tokens=[])
+    return Dataset(train, vocab, lean, val if len(val) else None, test if len(test) else None)
 
 
 BEST_WEIGHTS = "best.safetensors"  # the weights with the lowest validation loss
