@@ -68,11 +68,21 @@ def save_run(
     """Write everything needed to load ``model`` back into ``run_dir``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / WEIGHTS, model_bytes(model))
+    save_description(run_dir, vocab, config)
+    save_progress(run_dir, model, history)
+    return run_dir
+
+
+def save_description(run_dir: Path, vocab: Vocab, config: Config) -> None:
+    """The parts of a run directory that do not change while it trains."""
     atomic_write(run_dir / CONFIG, json.dumps(config.to_dict(), indent=2).encode())
     atomic_write(run_dir / VOCAB, json.dumps(vocab.to_dict(), ensure_ascii=False).encode())
+
+
+def save_progress(run_dir: Path, model: nn.Module, history: Sequence[EpochStats]) -> None:
+    """The parts that change: the latest weights and the metrics."""
+    atomic_write(run_dir / WEIGHTS, model_bytes(model))
     atomic_write(run_dir / METRICS, metrics_csv(history).encode())
-    return run_dir
 
 
 def _require_run_dir(run_dir: Path) -> None:

@@ -18,7 +18,6 @@ from .batches import check_length
 from .checkpoint import (
     CHECKPOINTS,
     METRICS,
-    VOCAB,
     atomic_write,
     latest_checkpoint,
     load_checkpoint,
@@ -29,7 +28,8 @@ from .checkpoint import (
     read_manifest,
     read_vocab,
     save_checkpoint,
-    save_run,
+    save_description,
+    save_progress,
     write_manifest,
 )
 from .config import Config, DataConfig
@@ -242,7 +242,7 @@ class Run:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.trainer.step == 0:
             shutil.rmtree(self.run_dir / CHECKPOINTS, ignore_errors=True)  # a fresh run
-        self.data.vocab.save(self.run_dir / VOCAB)
+        save_description(self.run_dir, self.data.vocab, self.config)
         self.metrics = MetricsLog(self.run_dir / METRICS, self.trainer.history)
         start = time.perf_counter()
         try:
@@ -250,6 +250,11 @@ class Run:
         finally:
             self.seconds += time.perf_counter() - start
         self.save()
+        if self.trainer.history:
+            # Drawn once a fit ends rather than at every checkpoint: a plot costs more than
+            # the checkpoint itself, and metrics.csv already shows progress as it happens.
+            title = f"{self.config.model.model}, {self.data.corpus.name}"
+            plot_perplexity(self.trainer.history, self.run_dir / "perplexity.png", title=title)
         self.model.eval()
         return RunResult(
             self.model, self.data.vocab, history, self.run_dir, self.device, self.seconds,
@@ -257,7 +262,7 @@ class Run:
         )
 
     def save(self) -> Path:
-        """A resumable checkpoint, plus the run directory's latest weights, metrics, plot."""
+        """A resumable checkpoint, plus the run directory's latest weights and metrics."""
         history = self.trainer.history
         state = self.trainer.state_dict()
         name = f"step-{self.trainer.step:09d}"
@@ -271,7 +276,7 @@ class Run:
         path = save_checkpoint(self.run_dir, self.model, state, self.config.train.keep_last, keep)
         if self.best:
             atomic_write(self.run_dir / CHECKPOINTS / "best", self.best[1].encode())
-        save_run(self.run_dir, self.model, self.data.vocab, self.config, history)
+        save_progress(self.run_dir, self.model, history)
         write_manifest(
             self.run_dir,
             corpus=self.data.corpus.name,
@@ -281,9 +286,6 @@ class Run:
             epoch=self.trainer.epoch,
             step=self.trainer.step,
         )
-        if history:
-            title = f"{self.config.model.model}, {self.data.corpus.name}"
-            plot_perplexity(history, self.run_dir / "perplexity.png", title=title)
         self._last_save = time.monotonic()
         return path
 
