@@ -90,3 +90,19 @@ def test_console_script_help():
     script = Path(sys.executable).parent / "rnnlab"  # the installed console script
     done = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True)
     assert "--num-steps" in done.stdout and "(default: 256)" in done.stdout
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError
+
+        def flush(self):
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["generate", str(out)]) == 0
+    assert (out / "model.safetensors").is_file()
