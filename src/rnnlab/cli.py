@@ -18,18 +18,24 @@ from typing import Any
 from . import __version__
 from .checkpoint import CONFIG, load_run
 from .config import (
-    OPTIMIZERS, SCHEDULES, UNKNOWN_POLICIES, Config, DataConfig, GenerateConfig, ModelConfig,
+    OPTIMIZERS,
+    SCHEDULES,
+    UNKNOWN_POLICIES,
+    Config,
+    DataConfig,
+    GenerateConfig,
+    ModelConfig,
     TrainConfig,
 )
 from .corpus import load_corpus, preprocess_mode
 from .errors import ConfigError, RnnlabError
 from .evaluate import evaluate_tokens
+from .experiments.cli import add_experiment_parser
 from .generate import Piece, predict, stream_batch
 from .models import MODELS
 from .presets import PRESETS, get_preset, layer
 from .runs import Run, default_run_dir, load_best, load_dataset
 from .signals import graceful_stop
-from .experiments.cli import add_experiment_parser
 from .train import EpochStats
 
 PROMPTS = ("time traveller", "traveller")
