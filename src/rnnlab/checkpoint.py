@@ -261,7 +261,11 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         )
     try:
         weights = load_file(path / WEIGHTS)
-        state = treeio.join(load_file(path / TRAINER_TENSORS), raw["state"])
+        # Fresh copies: safetensors hands out views at any byte offset of its buffer, and
+        # BLAS results can depend on operand alignment, so a carried hidden state used as
+        # loaded would make a resumed run drift from an uninterrupted one in the last bits.
+        tensors = {k: v.clone() for k, v in load_file(path / TRAINER_TENSORS).items()}
+        state = treeio.join(tensors, raw["state"])
         if not isinstance(state, dict):
             raise ValueError("trainer state is not a mapping")
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
