@@ -98,8 +98,11 @@ class _TanhRNNLookup(torch.autograd.Function):
     ) -> torch.Tensor:
         # tokens: (T, B) int64; table: (V, H) input projection rows plus biases
         flat = tokens.reshape(-1)  # (T*B,)
-        # the gathered (doubled) rows are the output buffer the recurrence updates in place
-        hidden = table.mul(2).index_select(0, flat).view(*tokens.shape, table.shape[1])
+        # the gathered (doubled) rows are the output buffer the recurrence updates in place;
+        # a table built from a transposed weight is column-major, and gathering rows from
+        # it is ten times slower than from a row-major copy
+        rows = table.mul(2).contiguous()  # (V, H)
+        hidden = rows.index_select(0, flat).view(*tokens.shape, table.shape[1])  # (T, B, H)
         w_oi = _recur_(hidden, h0, weight)
         ctx.save_for_backward(flat, h0, w_oi, hidden)
         ctx.rows = table.shape[0]

@@ -20,6 +20,7 @@ from torch import nn
 
 from .batches import Epoch, make_epoch
 from .errors import ConfigError, TrainingDiverged
+from .memory import retain_freed_memory
 from .models import State, detach_state
 
 
@@ -197,6 +198,8 @@ class Trainer:
 
     def fit(self, max_steps: int | None = None) -> list[EpochStats]:
         """Train to the end (or for ``max_steps`` batches, or until a stop is requested)."""
+        if self.device.type == "cpu":
+            retain_freed_memory()  # each step's buffers are reused, not faulted in anew
         self.model.train()
         self._stop = False
         budget = math.inf if max_steps is None else max_steps
