@@ -115,6 +115,7 @@ def measure(entries: list[Entry], args: argparse.Namespace, log) -> dict[str, di
                     books_cpu[key, threads] = cpu_speed(result)
                 else:
                     rows[entry.name]["rnnlab"].append(speed(result))
+                    rows[entry.name]["threads"] = result["threads"]
                     rows[entry.name]["rnnlab_cpu"].append(cpu_speed(result))
                 log(f"repeat {repeat + 1} {entry.name:30s} {side:6s} threads "
                     f"{result['threads']} {speed(result):9.0f} tok/s")
@@ -151,7 +152,14 @@ def _seconds(result: dict) -> str:
     return f"{result['wall_s']:.1f}{cpu}"
 
 
-def table(rows: dict, full: dict, bound: int | None, settings: list[str]) -> str:
+def bound_for(roof: dict | None, threads: int) -> int | None:
+    """The roofline bound for a run at ``threads`` threads (older JSON: the single bound)."""
+    if not roof:
+        return None
+    return roof.get("bound_by_threads", {}).get(str(threads), roof["bound_tokens_per_s"])
+
+
+def table(rows: dict, full: dict, roof: dict | None, settings: list[str]) -> str:
     def threads(t: str) -> str:
         return "default threads" if t == "0" else f"{t} thread" + ("s" if t != "1" else "")
 
@@ -170,7 +178,8 @@ def table(rows: dict, full: dict, bound: int | None, settings: list[str]) -> str
             cells += [spread(r["book"][t]),
                       f"{statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})",
                       f"{statistics.median(by_cpu):.2f}x ({min(by_cpu):.2f}-{max(by_cpu):.2f})"]
-        cells.append(f"{100 * statistics.median(r['rnnlab']) / bound:.0f}%"
+        bound = bound_for(roof, r.get("threads", 1))
+        cells.append(f"{100 * statistics.median(r['rnnlab']) / bound:.0f}% of {bound // 1000}k"
                      if bound and r.get("bound") else "-")
         f = full.get(name)
         cells += ([f"{f['book']['perplexity']:.3f}", f"{f['rnnlab']['perplexity']:.3f}",
@@ -226,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [e for c in args.full_cells if c in args.cells for e in CELLS[c]
                   if e.name in rows and e.full_run]
         full = full_runs(chosen, args, log)
-    bound = roof["bound_tokens_per_s"] if roof else None
-    text = table(rows, full, bound, [str(t) for t in args.book_threads])
+    text = table(rows, full, roof, [str(t) for t in args.book_threads])
     print(text)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as f:

@@ -72,6 +72,17 @@ SHAPES = {
 }
 
 
+def _bound(rates: dict[str, float]) -> float:
+    """Tokens/s if every product of a step ran at the rate measured for its shape."""
+    f = flops_per_token()
+    seconds_per_token = (
+        f["recurrent_sequential"] / (rates["per_step h@W_hh (32x256x256)"] * 1e9)
+        + f["recurrent_weight_grad"] / (rates["dW_hh over all steps (256x1120x256)"] * 1e9)
+        + f["output_layer"] / (rates["dense (1120x256x28)"] * 1e9)
+    )
+    return 1 / seconds_per_token
+
+
 def measure(threads: list[int]) -> dict:
     rates = {
         name: {str(t): round(gemm_rate(*shape, threads=t), 1) for t in threads}
@@ -79,21 +90,18 @@ def measure(threads: list[int]) -> dict:
     }
     best = {name: max(r.values()) for name, r in rates.items()}
     f = flops_per_token()
-    step_rate = best["per_step h@W_hh (32x256x256)"] * 1e9
-    big_rate = best["dW_hh over all steps (256x1120x256)"] * 1e9
-    out_rate = best["dense (1120x256x28)"] * 1e9
-    seconds_per_token = (
-        f["recurrent_sequential"] / step_rate
-        + f["recurrent_weight_grad"] / big_rate
-        + f["output_layer"] / out_rate
-    )
     counted = f["recurrent_sequential"] + f["recurrent_weight_grad"] + f["output_layer"]
     peak = best["large square (1024x1024x1024)"] * 1e9
     return {
         "gflops": rates,
         "flops_per_token": counted,
         "flops_breakdown": f,
-        "bound_tokens_per_s": round(1 / seconds_per_token),
+        "bound_tokens_per_s": round(_bound(best)),
+        # a run at t threads can use only t cores: its own bound
+        "bound_by_threads": {
+            str(t): round(_bound({name: r[str(t)] for name, r in rates.items()}))
+            for t in threads
+        },
         "peak_gemm_bound_tokens_per_s": round(peak / counted),
         "threads": threads,
     }
@@ -110,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:38s} GFLOP/s: {rates}")
     print(f"FLOPs per training token: {result['flops_per_token']:,}")
     print(f"bound from the shapes a step runs: {result['bound_tokens_per_s']:,} tokens/s")
+    for t, b in result["bound_by_threads"].items():
+        print(f"  with {t} thread(s):                 {b:,} tokens/s")
     print(f"bound at the large-GEMM peak:      {result['peak_gemm_bound_tokens_per_s']:,} tokens/s")
     if args.json:
         with open(args.json, "w") as f:
