@@ -9,12 +9,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rnnlab import treeio
 from rnnlab.checkpoint import latest_checkpoint, load_checkpoint, load_run
 from rnnlab.cli import main
 from rnnlab.corpus import load_corpus
 from rnnlab.errors import CheckpointError, CorpusError
 from rnnlab.runs import Run
-from rnnlab import treeio
 
 from .common import TINY_TEXT
 

@@ -1,14 +1,18 @@
-import math
-
 import pytest
 import torch
 from torch import nn
 
 from rnnlab.cli import main
 from rnnlab.errors import ConfigError
-from rnnlab.experiments import EXPERIMENTS, AutoregressiveConfig, DepthConfig, OverfitConfig
+from rnnlab.experiments import (
+    EXPERIMENTS,
+    AutoregressiveConfig,
+    DepthConfig,
+    OverfitConfig,
+    depth,
+    overfit,
+)
 from rnnlab.experiments import autoregressive as ar
-from rnnlab.experiments import depth, overfit
 from rnnlab.experiments.common import markdown_table
 
 FIGURES = {
@@ -16,7 +20,7 @@ FIGURES = {
     "depth": ("depth",),
     "overfit": ("overfit",),
 }
-TINY_LM = dict(batch_size=4, seq_len=5, hidden_size=8, epochs=1, seed=0)
+TINY_LM = {"batch_size": 4, "seq_len": 5, "hidden_size": 8, "epochs": 1, "seed": 0}
 
 
 class Persistence(nn.Module):

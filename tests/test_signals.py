@@ -17,8 +17,7 @@ def test_first_signal_requests_a_stop(signum, code, capsys):
 
 
 def test_second_ctrl_c_quits_at_once():
-    with pytest.raises(KeyboardInterrupt):
-        with graceful_stop(lambda: None):
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), graceful_stop(lambda: None):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -26,7 +26,7 @@ def test_reserved_tokens_and_min_freq():
 
 
 def test_word_tokens_decode_with_spaces():
-    vocab = Vocab("the cat the dog".split(), token_type="word")
+    vocab = Vocab(["the", "cat", "the", "dog"], token_type="word")
     assert vocab.encode("the dog") == [vocab.index("the"), vocab.index("dog")]
     assert vocab.decode(vocab.encode("the dog")) == "the dog"
     assert vocab.decode(vocab.encode("the bird")) == f"the {UNK}"

@@ -117,7 +117,7 @@ def read_manifest(run_dir: Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         version = manifest["format_version"]
         if not isinstance(version, int):
-            raise ValueError("bad format version")
+            raise ValueError("bad format version")  # noqa: TRY004 - a corrupt file
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is corrupt ({exc})") from None
     if version > FORMAT_VERSION:
@@ -248,7 +248,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         raw = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
         version = raw["format_version"]
         if not isinstance(version, int):
-            raise ValueError("bad format version")
+            raise ValueError("bad format version")  # noqa: TRY004 - a corrupt file
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{path} is corrupt ({exc}); write the name of an earlier step-* directory "
@@ -267,7 +267,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {k: v.clone() for k, v in load_file(path / TRAINER_TENSORS).items()}
         state = treeio.join(tensors, raw["state"])
         if not isinstance(state, dict):
-            raise ValueError("trainer state is not a mapping")
+            raise ValueError("trainer state is not a mapping")  # noqa: TRY004 - a corrupt file
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CheckpointError(

@@ -132,8 +132,8 @@ TRAIN_FLAGS: list[tuple[tuple[str, ...], type, str, dict[str, Any], str]] = [
     (("--text",), DataConfig, "text", {"metavar": "PATH"}, "train on this text file instead"),
     (("--encoding",), DataConfig, "encoding", {}, "encoding of --text"),
     (("--preprocess",), DataConfig, "preprocess", {"choices": ["auto", "book", "raw"]},
-     "book: letters only, lower case; raw: every character; auto: book for the Time "
-     "Machine, raw otherwise"),
+     ("book: letters only, lower case; raw: every character; auto: book for the Time "
+      "Machine, raw otherwise")),
     (("--token",), DataConfig, "token", {"choices": ["char", "word"]}, "token unit"),
 ]
 
@@ -166,8 +166,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 GENERATE_FLAGS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
     (("--num-preds",), "num_preds", {"type": int}, "tokens generated after each prefix"),
     (("--temperature",), "temperature", {"type": float},
-     "0: greedy, the book's prediction; 1: sample from the model's distribution; "
-     "below 1 sharper, above 1 flatter"),
+     ("0: greedy, the book's prediction; 1: sample from the model's distribution; "
+      "below 1 sharper, above 1 flatter")),
     (("--top-k",), "top_k", {"type": int, "metavar": "K"},
      "sample among the K most likely tokens only"),
     (("--top-p",), "top_p", {"type": float, "metavar": "P"},
@@ -180,8 +180,8 @@ GENERATE_FLAGS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
     (("--stop",), "stop", {"metavar": "TEXT"},
      "end a sample once it generates TEXT, which ends the output (bash: --stop $'\\n')"),
     (("--unknown",), "unknown", {"choices": list(UNKNOWN_POLICIES)},
-     "prefix characters outside the vocabulary: unk reads them as <unk>, skip drops them, "
-     "error refuses the prefix"),
+     ("prefix characters outside the vocabulary: unk reads them as <unk>, skip drops them, "
+      "error refuses the prefix")),
 ]
 
 
@@ -293,7 +293,7 @@ class ProgressBar:
     """A tqdm bar over epochs with live perplexity and tokens/sec, on stderr."""
 
     def __init__(self, epochs: int, initial: int = 0) -> None:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
 
         self.bar = tqdm(
             total=epochs, initial=initial, unit="epoch", file=sys.stderr, dynamic_ncols=True

@@ -6,12 +6,13 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import State
+from .models import State, Stateful
 from .vocab import Vocab
 
 
@@ -43,7 +44,7 @@ def evaluate(
     ys = ids[1 : batch_size * row_len + 1].view(batch_size, row_len)
     was_training = model.training
     model.eval()
-    state: State = model.init_state(batch_size, device)
+    state: State = cast(Stateful, model).init_state(batch_size, device)
     total = torch.zeros((), dtype=torch.float64, device=device)
     for start in range(0, row_len, seq_len):
         logits, state = model(xs[:, start : start + seq_len], state)  # (B, t, V)

@@ -15,13 +15,14 @@ import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import nn
 
 from .config import GenerateConfig
 from .errors import ConfigError
+from .models import Stateful
 from .sampling import choose_tokens
 from .vocab import Vocab
 
@@ -147,7 +148,7 @@ def _generate_rows(
     was_training = model.training
     model.eval()
     try:
-        state = model.init_state(len(rows), device)
+        state = cast(Stateful, model).init_state(len(rows), device)
         pos = min(lengths) - 1  # position, in every row, of the token fed next
         if pos > 0:
             # Every row is still inside its prefix here, so one call warms them all up.

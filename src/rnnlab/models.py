@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,14 @@ from .fused import tanh_rnn, tanh_rnn_lookup
 if TYPE_CHECKING:
     from .config import ModelConfig
 
-State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+State = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+class Stateful(Protocol):
+    """What callers use of a model beyond ``nn.Module``: mypy reads any other attribute of
+    a module as a tensor or submodule, so call sites cast to this to call ``init_state``."""
+
+    def init_state(self, batch_size: int, device: torch.device | str) -> State: ...
 
 
 class TiedLinear(nn.Module):

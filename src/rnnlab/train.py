@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from torch import nn
 from .batches import Epoch, make_epoch
 from .errors import ConfigError, TrainingDiverged
 from .memory import retain_freed_memory
-from .models import State, detach_state
+from .models import State, Stateful, detach_state
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Trainer:
         # detached: gradients stop at the batch boundary. Random batches are unrelated
         # text, so each starts from a fresh state.
         if self.state is None or self.random_iter:
-            state = self.model.init_state(self.batch_size, self.device)
+            state = cast(Stateful, self.model).init_state(self.batch_size, self.device)
         else:
             state = detach_state(self.state)
         logits, self.state = self.model(x, state)  # (B, T, V)

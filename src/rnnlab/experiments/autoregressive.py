@@ -16,13 +16,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..models import State
+from ..models import State, Stateful
 from ..train import train
 from .common import Report, markdown_table, pyplot, save_figure, settings_table
 
@@ -161,7 +162,8 @@ def rollout(model: nn.Module, windows: torch.Tensor, steps: int) -> torch.Tensor
     feeding each prediction back as the next input. Returns (steps, N)."""
     was_training = model.training
     model.eval()
-    outputs, state = model(windows, model.init_state(windows.shape[0], windows.device))
+    state = cast(Stateful, model).init_state(windows.shape[0], windows.device)
+    outputs, state = model(windows, state)
     prediction = outputs[:, -1]  # (N,)
     predictions = [prediction]
     for _ in range(steps - 1):

@@ -6,7 +6,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 REPORT = "report.md"
 
@@ -42,7 +45,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def settings_table(config: object) -> str:
+def settings_table(config: DataclassInstance) -> str:
     """Every field of a config dataclass, as the flag that sets it."""
     rows = [(f"`--{f.name.replace('_', '-')}`", getattr(config, f.name)) for f in fields(config)]
     return markdown_table(["setting", "value"], rows)

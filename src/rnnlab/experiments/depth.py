@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..config import DataConfig
 from ..errors import ConfigError
@@ -49,7 +50,8 @@ class DepthConfig:
         return [c.strip() for c in self.cells.split(",") if c.strip()]
 
     def settings(self) -> list[Setting]:
-        base = dict(hidden_size=self.hidden_size, lr=self.lr, epochs=self.epochs)
+        base: dict[str, Any] = {"hidden_size": self.hidden_size, "lr": self.lr,
+                                "epochs": self.epochs}
         out = [Setting(f"rnn, {n} layer{'s' * (n > 1)}", num_layers=n, **base)
                for n in range(1, self.max_layers + 1)]
         deep = self.max_layers

@@ -105,6 +105,7 @@ def run(config: OverfitConfig, out_dir: str | Path) -> OverfitResult:
     for o in outcomes:
         best_epoch, best = o.best_val
         last = o.history[-1]
+        assert last.val_perplexity is not None  # run_setting validates after every epoch
         rows.append([o.setting.label, o.setting.max_tokens, o.setting.epochs, o.parameters,
                      last.perplexity, last.val_perplexity, best, best_epoch,
                      last.val_perplexity / last.perplexity, o.seconds])
