@@ -9,8 +9,8 @@ gradient that must flow through ``W`` step by step, and then gets the weight gra
 single large GEMM over all steps.
 
 The tanh is computed as ``2 sigmoid(2z) - 1``: ATen's CPU ``tanh`` kernel takes about five
-times as long as its ``sigmoid`` (21 vs 4 us for a 32x256 step here), and the tanh was an
-eighth of the step. Doubling the inputs and the weight is exact in floating point, so the
+times as long as its ``sigmoid`` (21 vs 4 us for a 32x256 step here), and the tanh was a
+tenth of the step. Doubling the inputs and the weight is exact in floating point, so the
 pre-activations come out exactly doubled and only the last rounding differs, by at most
 ~2e-7 from ``torch.tanh``. The backward needs only the tanh values, so it is unchanged.
 
