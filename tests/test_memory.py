@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from rnnlab.memory import retain_freed_memory
+
 # Run in fresh interpreters: the page faults of a step depend on the heap's history, which
 # the rest of the test session would make arbitrary. The least of several windows is taken
 # because the host may reclaim idle pages at any time (a few windows then fault more).
@@ -43,8 +45,6 @@ def test_training_steps_reuse_memory_instead_of_faulting_it_in():
     # history, anywhere between ~0 and ~60 page faults per step (measured: 0.1, 31, 0.0,
     # 58, 35, 35, 0.3, 31 in eight processes); with the trainer's thresholds every process
     # reuses its buffers. Three processes make a pass by chance unlikely.
-    from rnnlab.memory import retain_freed_memory
-
     assert retain_freed_memory()  # glibc takes the thresholds
     faults = [faults_per_step("retain") for _ in range(3)]
     assert max(faults) < 5, faults
